@@ -1,0 +1,299 @@
+"""sensor_msgs / vision_msgs <-> NumPy without cv_bridge.
+
+Incoming images become NumPy *views* on the message buffer wherever the
+encoding allows (no copy; row padding from ``step`` and ``is_bigendian`` are
+honoured through strides and a byte-ordered dtype). Every problem with a
+message raises ``ValueError`` naming it, so the node can reject the frame and
+keep running.
+
+Outgoing messages: ``Instances`` -> ``vision_msgs/Detection2DArray``, a mono16
+instance-id image, a mono8 semantic image and ``vision_msgs/LabelInfo``.
+Class indices on the wire (semantic mask, LabelInfo, numeric class ids) are
+``class_id + 1`` with 0 reserved for background.
+
+vision_msgs is imported lazily so this module imports without it.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from instaseg_ros.core.instances import Instances
+from instaseg_ros.core.masks import semantic_from_ids
+
+# encoding -> (dtype, channels)
+_ENCODINGS: dict[str, tuple[type, int]] = {
+    "rgb8": (np.uint8, 3),
+    "bgr8": (np.uint8, 3),
+    "rgba8": (np.uint8, 4),
+    "bgra8": (np.uint8, 4),
+    "mono8": (np.uint8, 1),
+    "mono16": (np.uint16, 1),
+    "8UC1": (np.uint8, 1),
+    "8UC3": (np.uint8, 3),
+    "16UC1": (np.uint16, 1),
+}
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
+_NATIVE_BIG_ENDIAN = sys.byteorder == "big"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+BACKGROUND_NAME = "background"
+
+
+def image_to_numpy(msg) -> np.ndarray:
+    """A read-only view of a ``sensor_msgs/Image``'s pixels (no copy).
+
+    Returns:
+        [H, W] for one-channel encodings, [H, W, C] otherwise; dtype uint8 or
+        uint16 (big-endian dtype when ``is_bigendian`` is set). Row padding
+        (``step`` > width * channels * bytes) is skipped through strides.
+
+    Raises:
+        ValueError: unsupported encoding, zero size, ``step`` too small, or
+            ``data`` shorter than ``step * height``.
+    """
+    enc = msg.encoding
+    if enc not in _ENCODINGS:
+        raise ValueError(f"unsupported image encoding {enc!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    base, ch = _ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h == 0 or w == 0:
+        raise ValueError(f"zero-size image: width={w} height={h}")
+    dtype = np.dtype(base).newbyteorder(">" if msg.is_bigendian else "<")
+    row = w * ch * dtype.itemsize
+    if step < row:
+        raise ValueError(
+            f"image step {step} is smaller than width*channels*bytes = {w}*{ch}*{dtype.itemsize} = {row} "
+            f"for encoding {enc!r}"
+        )
+    need = step * h
+    n = len(msg.data)
+    if n < need:
+        raise ValueError(f"image data has {n} bytes, shorter than step*height = {step}*{h} = {need}")
+    buf = np.frombuffer(msg.data, dtype=np.uint8, count=need)
+    shape = (h, w) if ch == 1 else (h, w, ch)
+    strides = (step, dtype.itemsize) if ch == 1 else (step, ch * dtype.itemsize, dtype.itemsize)
+    view = np.ndarray(shape=shape, dtype=dtype, buffer=buf, strides=strides)
+    view.flags.writeable = False
+    return view
+
+
+def to_bgr8(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    """Pixels as decoded by :func:`image_to_numpy` -> [H, W, 3] uint8 BGR.
+
+    bgr8/8UC3 come back unchanged (still a view); other encodings are converted
+    (one copy). 16-bit mono keeps its high byte (``v >> 8``), a fixed linear map.
+    """
+    import cv2
+
+    if encoding in ("bgr8", "8UC3"):
+        return pixels
+    if encoding == "rgb8":
+        return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    if encoding == "rgba8":
+        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGR)
+    if encoding == "bgra8":
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
+    if encoding in ("mono8", "8UC1"):
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
+    if encoding in ("mono16", "16UC1"):
+        return cv2.cvtColor((pixels >> 8).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    raise ValueError(f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+
+
+def image_to_bgr8(msg) -> np.ndarray:
+    """``sensor_msgs/Image`` -> [H, W, 3] uint8 BGR (a view for bgr8, else one conversion copy)."""
+    return to_bgr8(image_to_numpy(msg), msg.encoding)
+
+
+def check_compressed(msg) -> str:
+    """Cheap checks of a ``sensor_msgs/CompressedImage`` before decoding; returns "jpeg" or "png".
+
+    Raises:
+        ValueError: empty data, a format that is neither JPEG nor PNG, data whose
+            signature is neither, or a JPEG without its end-of-image marker (truncated).
+    """
+    fmt = msg.format.lower()
+    if fmt and not any(k in fmt for k in ("jpeg", "jpg", "png")):
+        raise ValueError(f"unsupported compressed image format {msg.format!r}; supported: jpeg, png")
+    data = msg.data
+    n = len(data)
+    if n == 0:
+        raise ValueError("compressed image has no data (0 bytes)")
+    head = bytes(data[:8])
+    if head.startswith(_JPEG_MAGIC):
+        tail = bytes(data[-64:]).rstrip(b"\x00")
+        if not tail.endswith(b"\xff\xd9"):
+            raise ValueError(f"corrupt JPEG: {n} bytes without end-of-image marker (truncated?)")
+        return "jpeg"
+    if head == _PNG_MAGIC:
+        return "png"
+    raise ValueError(
+        f"corrupt compressed image: {n} bytes that are neither JPEG nor PNG (first bytes {head[:4].hex()}, "
+        f"format {msg.format!r})"
+    )
+
+
+def compressed_to_bgr8(msg) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (JPEG or PNG) -> [H, W, 3] uint8 BGR.
+
+    Raises:
+        ValueError: see :func:`check_compressed`, or the decoder rejects the data.
+    """
+    import cv2
+
+    kind = check_compressed(msg)
+    buf = np.frombuffer(msg.data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise ValueError(f"corrupt {kind.upper()}: cv2.imdecode could not decode {len(buf)} bytes")
+    return img
+
+
+def _data_array(pixels: np.ndarray) -> array.array:
+    """Contiguous pixels -> ``array.array('B')`` holding their bytes (one copy)."""
+    out = array.array("B")
+    out.frombytes(memoryview(np.ascontiguousarray(pixels)).cast("B"))
+    return out
+
+
+def numpy_to_image(pixels: np.ndarray, encoding: str, header=None):
+    """[H, W] or [H, W, C] array -> ``sensor_msgs/Image`` with ``encoding`` (native byte order).
+
+    Raises:
+        ValueError: the array's dtype or channel count does not fit ``encoding``.
+    """
+    from sensor_msgs.msg import Image
+
+    if encoding not in _ENCODINGS:
+        raise ValueError(
+            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    base, ch = _ENCODINGS[encoding]
+    got_ch = 1 if pixels.ndim == 2 else (pixels.shape[2] if pixels.ndim == 3 else -1)
+    if pixels.dtype.type is not np.dtype(base).type or got_ch != ch:
+        raise ValueError(
+            f"array of dtype {pixels.dtype} and shape {pixels.shape} does not fit encoding {encoding!r} "
+            f"({np.dtype(base).name}, {ch} channel(s))"
+        )
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    order = pixels.dtype.byteorder
+    msg.is_bigendian = int(pixels.itemsize > 1 and (order == ">" or (order == "=" and _NATIVE_BIG_ENDIAN)))
+    msg.step = msg.width * ch * pixels.itemsize
+    msg.data = _data_array(pixels)
+    return msg
+
+
+def bgr8_to_compressed(image_bgr: np.ndarray, fmt: str = "jpeg", header=None, quality: int = 90):
+    """[H, W, 3] uint8 BGR -> ``sensor_msgs/CompressedImage`` (jpeg or png)."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    if fmt not in ("jpeg", "png"):
+        raise ValueError(f"unsupported compressed format {fmt!r}; supported: jpeg, png")
+    ext, opts = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]) if fmt == "jpeg" else (".png", [])
+    ok, enc = cv2.imencode(ext, image_bgr, opts)
+    if not ok:
+        raise ValueError(f"cv2.imencode failed for {fmt} with an image of shape {image_bgr.shape}")
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = fmt
+    msg.data = _data_array(enc)
+    return msg
+
+
+@dataclass
+class Rendered:
+    """The per-frame output arrays, ready to be wrapped into messages.
+
+    Attributes:
+        instances: the instances that own at least one pixel, in score order.
+        instance_ids: [H, W] uint16, 0 background, ``i + 1`` for ``instances[i]``.
+        semantic: [H, W] uint8, 0 background, ``class_id + 1``.
+    """
+
+    instances: Instances
+    instance_ids: np.ndarray
+    semantic: np.ndarray
+
+
+def render_outputs(inst: Instances) -> Rendered:
+    """Resolve overlaps (higher score owns a pixel) and drop instances left without pixels.
+
+    Dropping invisible instances keeps Detection2D ids and ``~/instance_mask``
+    values a one-to-one match; the survivors are renumbered 1..N in score order.
+    """
+    ids = inst.instance_id_image()
+    n = len(inst)
+    if n:
+        present = np.bincount(ids.ravel(), minlength=n + 1)[1:] > 0
+        if not present.all():
+            lut = np.zeros(n + 1, np.uint16)
+            lut[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.uint16)
+            ids = lut[ids]
+            inst = inst.select(present)
+    return Rendered(inst, ids, semantic_from_ids(ids, inst.class_ids))
+
+
+def instances_to_detections(inst: Instances, header, class_id_format: str = "name"):
+    """``Instances`` -> ``vision_msgs/Detection2DArray`` (every Detection2D carries ``header``).
+
+    Detection ``i`` gets ``id = str(i + 1)`` (its value in the instance mask),
+    the box centre/size in input pixels and one hypothesis: the class name
+    (``class_id_format="name"``) or the wire class index ``class_id + 1`` as
+    text (``"index"``), with the score.
+    """
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+    if class_id_format not in ("name", "index"):
+        raise ValueError(f"class_id_format must be 'name' or 'index', got {class_id_format!r}")
+    out = Detection2DArray()
+    out.header = header
+    boxes = inst.boxes.astype(np.float64)
+    dets = []
+    for i in range(len(inst)):
+        x1, y1, x2, y2 = boxes[i]
+        det = Detection2D()
+        det.header = header
+        det.id = str(i + 1)
+        det.bbox.center.position.x = float((x1 + x2) * 0.5)
+        det.bbox.center.position.y = float((y1 + y2) * 0.5)
+        det.bbox.size_x = float(x2 - x1)
+        det.bbox.size_y = float(y2 - y1)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id = (
+            inst.class_name(i) if class_id_format == "name" else str(int(inst.class_ids[i]) + 1)
+        )
+        hyp.hypothesis.score = float(inst.scores[i])
+        det.results = [hyp]
+        dets.append(det)
+    out.detections = dets
+    return out
+
+
+def label_info(class_names: list[str], header=None, threshold: float = 0.0):
+    """Class names -> ``vision_msgs/LabelInfo``: id 0 = background, ``k + 1`` = ``class_names[k]``."""
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    msg = LabelInfo()
+    if header is not None:
+        msg.header = header
+    classes = []
+    for cid, name in enumerate([BACKGROUND_NAME, *class_names]):
+        vc = VisionClass()
+        vc.class_id = cid
+        vc.class_name = name
+        classes.append(vc)
+    msg.class_map = classes
+    msg.threshold = float(threshold)
+    return msg
