@@ -1,0 +1,523 @@
+"""YOLO+FCN (seed 001): YOLOv3 boxes, an FCN binary mask per box, confidence-ordered pasting.
+
+Pipeline and the ``Segmenter`` split:
+
+* :meth:`YoloFcnSegmenter.preprocess`: letterbox each BGR image into an ``S x S``
+  RGB [0, 1] square (aspect kept, centred, grey 0.5 padding, as Darknet does).
+* :meth:`YoloFcnSegmenter.forward_raw`: the YOLOv3 network ->
+  ``(boxes [B, N, 4] xyxy letterbox px, scores [B, N, K])`` where
+  ``scores = objectness * class probability`` for the K configured classes (a
+  class subset is a column selection, no retraining). One static graph (ONNX).
+* :meth:`YoloFcnSegmenter.postprocess`: threshold, class-aware NMS
+  (``torchvision.ops.batched_nms``) on the device, boxes mapped back to
+  original-image pixels; then each image's box crops (from the original image,
+  ``crop_and_resize``) run as one batch through the FCN
+  (:meth:`YoloFcnSegmenter.mask_head_raw`, swappable by a backend), and the
+  masks are pasted into the image (``instaseg_ros.core.paste``) with overlaps
+  given to the more confident instance.
+
+Weights: ``weights=`` a Darknet ``yolov3.weights`` (plus ``fcn_weights`` in the
+config) or our combined checkpoint (:meth:`YoloFcnSegmenter.save_checkpoint`:
+a torch file ``{"format": "instaseg_yolo_fcn", "config", "detector", "fcn"}``
+read with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from instaseg_ros.core.instances import Instances
+from instaseg_ros.core.paste import crop_and_resize, exclusive_masks, paste_masks
+from instaseg_ros.core.segmenter import InferenceParams, Segmenter
+from instaseg_ros.models.fcn import FcnConfig, build_fcn
+from instaseg_ros.models.registry import register_family
+from instaseg_ros.models.yolov3 import COCO_ANCHORS, COCO_CLASSES, Darknet, build_yolov3
+
+CHECKPOINT_FORMAT = "instaseg_yolo_fcn"
+FCN_CHECKPOINT_FORMAT = "instaseg_fcn"
+#: the seed's five indoor classes (and the synthetic data set's, in this order)
+INDOOR_CLASSES = ["person", "chair", "couch", "dining table", "toilet"]
+
+
+@dataclass
+class YoloFcnConfig:
+    """YOLO+FCN configuration (YAML maps onto it; unknown keys are errors).
+
+    Attributes:
+        input_size: square network input S (a multiple of 32).
+        detector_classes: names of the detector's output classes, in order (COCO 80).
+        classes: the classes to keep (names from ``detector_classes``, any order),
+            e.g. the seed's indoor five; ``None`` keeps all. Output class ids index this list.
+        cfg: a Darknet ``.cfg`` file; ``None`` uses the built-in ``yolov3.cfg`` equivalent.
+        darknet_width / darknet_depth: channel multiplier and residual blocks per stage
+            of the built-in definition (1.0 / [1, 2, 8, 8, 4] = YOLOv3).
+        anchors: the 9 (w, h) anchors in network-input pixels.
+        fcn: the mask head (:class:`FcnConfig`).
+        fcn_weights: FCN checkpoint (``save_fcn_checkpoint`` file, a yolo_fcn checkpoint
+            or a bare state dict); not needed when ``weights`` is a yolo_fcn checkpoint.
+        allow_random_fcn / allow_random_detector: permit randomly initialised parts
+            (tests, benchmarks); otherwise missing weights are an error.
+        seed: seed for random initialisation.
+        pad_value: letterbox padding value in [0, 1] (Darknet: 0.5).
+        pre_nms_top_n: most candidates per image entering NMS.
+        exclusive_masks: remove contested pixels from lower-scoring instances' masks
+            (seed 001); the instance-id image is the same either way.
+        inference: default ``InferenceParams`` fields.
+    """
+
+    input_size: int = 416
+    detector_classes: list[str] = field(default_factory=lambda: list(COCO_CLASSES))
+    classes: list[str] | None = None
+    cfg: str | None = None
+    darknet_width: float = 1.0
+    darknet_depth: list[int] = field(default_factory=lambda: [1, 2, 8, 8, 4])
+    anchors: list[list[float]] = field(default_factory=lambda: [list(a) for a in COCO_ANCHORS])
+    fcn: FcnConfig = field(default_factory=FcnConfig)
+    fcn_weights: str | None = None
+    allow_random_fcn: bool = False
+    allow_random_detector: bool = False
+    seed: int = 0
+    pad_value: float = 0.5
+    pre_nms_top_n: int = 1000
+    exclusive_masks: bool = True
+    inference: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fcn, dict):
+            self.fcn = _fcn_config(self.fcn)
+        if self.input_size < 32 or self.input_size % 32:
+            raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
+        if len(set(self.detector_classes)) != len(self.detector_classes):
+            raise ValueError("detector_classes contains duplicate names")
+        if self.classes is not None:
+            unknown = [c for c in self.classes if c not in self.detector_classes]
+            if unknown:
+                raise ValueError(
+                    f"classes {unknown} are not detector classes; known: {self.detector_classes}"
+                )
+            if not self.classes:
+                raise ValueError("classes is empty; use null to keep all detector classes")
+        if not 0.0 <= self.pad_value <= 1.0:
+            raise ValueError(f"pad_value must be in [0, 1], got {self.pad_value}")
+        if self.pre_nms_top_n < 1:
+            raise ValueError(f"pre_nms_top_n must be >= 1, got {self.pre_nms_top_n}")
+        self.inference_params()  # validates
+
+    @property
+    def class_names(self) -> list[str]:
+        """Output class names (the kept subset)."""
+        return list(self.classes) if self.classes is not None else list(self.detector_classes)
+
+    def inference_params(self) -> InferenceParams:
+        known = {f.name for f in fields(InferenceParams)}
+        unknown = set(self.inference) - known
+        if unknown:
+            raise ValueError(f"unknown inference keys {sorted(unknown)}; known: {sorted(known)}")
+        return InferenceParams(**self.inference)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fcn"] = self.fcn.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> YoloFcnConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown yolo_fcn config keys {sorted(unknown)}; known: {sorted(known)}"
+            )
+        d = copy.deepcopy(dict(d))
+        d.pop("family", None)
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> YoloFcnConfig:
+        return cls.from_dict(_read_yaml(path), str(path))
+
+
+def _fcn_config(d: dict[str, Any]) -> FcnConfig:
+    known = {f.name for f in fields(FcnConfig)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown fcn config keys {sorted(unknown)}; known: {sorted(known)}")
+    return FcnConfig(**d)
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"yolo_fcn config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    data.pop("family", None)
+    # relative file paths in a YAML are relative to the YAML's folder (unless they exist from the cwd)
+    for key in ("cfg", "fcn_weights"):
+        v = data.get(key)
+        if isinstance(v, str) and not Path(v).is_absolute() and not Path(v).exists():
+            data[key] = str(path.parent / v)
+    return data
+
+
+class YoloDetector(nn.Module):
+    """YOLOv3 + class-subset selection: ``forward(x [B, 3, S, S]) -> (boxes [B, N, 4], scores [B, N, K])``."""
+
+    def __init__(self, darknet: Darknet, class_index: list[int]) -> None:
+        super().__init__()
+        self.darknet = darknet
+        self.register_buffer("class_index", torch.tensor(class_index, dtype=torch.long), persistent=False)
+        self._all = class_index == list(range(darknet.num_classes))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        boxes, scores = self.darknet(x)
+        if not self._all:
+            scores = scores.index_select(2, self.class_index)
+        return boxes, scores
+
+
+@dataclass
+class LetterboxMeta:
+    """How one image was letterboxed: ``x_net = x_orig * scale_x + pad_x`` (likewise y).
+
+    ``image`` is the original BGR image (crops for the mask head come from it).
+    """
+
+    image: np.ndarray
+    image_size: tuple[int, int]
+    scale_x: float
+    scale_y: float
+    pad_x: int
+    pad_y: int
+
+    def to_original(self, boxes: Tensor) -> Tensor:
+        """[N, 4] xyxy letterbox px -> original-image px, clipped to the image."""
+        h, w = self.image_size
+        out = boxes.clone()
+        out[:, 0::2] = ((boxes[:, 0::2] - self.pad_x) / self.scale_x).clamp(0, w)
+        out[:, 1::2] = ((boxes[:, 1::2] - self.pad_y) / self.scale_y).clamp(0, h)
+        return out
+
+
+def letterbox(image: np.ndarray, size: int, pad_value: float = 0.5) -> tuple[np.ndarray, LetterboxMeta]:
+    """BGR uint8 [H, W, 3] -> RGB float32 [3, size, size] in [0, 1], aspect kept, centred.
+
+    The image is resized by ``min(size / W, size / H)`` to ``(round(W * s), round(H * s))``
+    (bilinear) and placed at ``((size - w') // 2, (size - h') // 2)`` on a ``pad_value`` canvas.
+    """
+    h, w = image.shape[:2]
+    s = min(size / w, size / h)
+    nw, nh = max(1, min(size, round(w * s))), max(1, min(size, round(h * s)))
+    resized = image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    px, py = (size - nw) // 2, (size - nh) // 2
+    canvas = np.full((3, size, size), pad_value, np.float32)
+    canvas[:, py : py + nh, px : px + nw] = resized[..., ::-1].transpose(2, 0, 1) * np.float32(1 / 255)
+    return canvas, LetterboxMeta(image, (h, w), nw / w, nh / h, px, py)
+
+
+class YoloFcnSegmenter(Segmenter):
+    """YOLOv3 detections + FCN masks behind the ``Segmenter`` interface."""
+
+    family = "yolo_fcn"
+
+    def __init__(
+        self,
+        darknet: Darknet,
+        fcn: nn.Module,
+        config: YoloFcnConfig,
+        device: str = "cpu",
+        precision: str = "fp32",
+        params: InferenceParams | None = None,
+    ) -> None:
+        super().__init__(params or config.inference_params())
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        if precision == "fp16" and not str(device).startswith("cuda"):
+            raise ValueError(f"precision fp16 needs a CUDA device, got device {device!r}")
+        self.config = config
+        self.class_names = config.class_names
+        self.device = str(device)
+        self.precision = precision
+        index = [config.detector_classes.index(c) for c in self.class_names]
+        self.darknet = darknet
+        self.detector = YoloDetector(darknet, index).to(self.device).eval()
+        self.fcn = fcn.to(self.device).eval()
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        if precision == "fp16":
+            self.detector.half()
+            self.fcn.half()
+        self.crop_size = config.fcn.crop_size
+
+    # ------------------------------------------------------------------ split
+    def preprocess(self, images: list[np.ndarray]) -> tuple[Tensor, list[LetterboxMeta]]:
+        """Letterbox a validated batch -> ([B, 3, S, S] on the device, metas)."""
+        arrays, metas = [], []
+        for img in images:
+            a, m = letterbox(img, self.config.input_size, self.config.pad_value)
+            arrays.append(a)
+            metas.append(m)
+        x = torch.from_numpy(np.stack(arrays)).to(self.device, self.dtype)
+        return x, metas
+
+    @torch.inference_mode()
+    def forward_raw(self, tensor: Tensor) -> tuple[Tensor, Tensor]:
+        """YOLOv3 -> ``(boxes [B, N, 4] xyxy letterbox px, scores [B, N, K])`` (fp32)."""
+        boxes, scores = self.detector(tensor)
+        return boxes.float(), scores.float()
+
+    @torch.inference_mode()
+    def mask_head_raw(self, crops: Tensor) -> Tensor:
+        """FCN on box crops: [N, 3, s, s] RGB [0, 1] -> logits [N, 1, s, s]."""
+        return self.fcn(crops.to(self.device, self.dtype))
+
+    @torch.inference_mode()
+    def detect(
+        self, raw: tuple[Tensor, Tensor], metas: list[LetterboxMeta], params: InferenceParams | None = None
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Threshold + NMS -> per image ``(boxes [n, 4] original px, scores [n], class_ids [n])`` (device)."""
+        from torchvision.ops import batched_nms, nms
+
+        p = params or self.params
+        boxes_all, scores_all = raw
+        allowed = self.class_filter_ids(p)
+        out = []
+        for b, meta in enumerate(metas):
+            scores = scores_all[b]
+            if allowed is not None:
+                keep_cls = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
+                keep_cls[allowed] = True
+                scores = scores * keep_cls
+            idx, cls = torch.nonzero(scores > p.score_threshold, as_tuple=True)
+            sc = scores[idx, cls]
+            if len(sc) > self.config.pre_nms_top_n:
+                sc, order = sc.topk(self.config.pre_nms_top_n)
+                idx, cls = idx[order], cls[order]
+            boxes = meta.to_original(boxes_all[b][idx])
+            valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            boxes, sc, cls = boxes[valid], sc[valid], cls[valid]
+            if p.cross_class_nms:
+                keep = nms(boxes, sc, p.nms_threshold)
+            else:
+                keep = batched_nms(boxes, sc, cls, p.nms_threshold)
+            keep = keep[: p.top_k]
+            out.append((boxes[keep], sc[keep], cls[keep]))
+        return out
+
+    @torch.inference_mode()
+    def box_mask_probs(self, image: np.ndarray, boxes: Tensor | np.ndarray) -> Tensor:
+        """Crop ``boxes`` ([n, 4] original px) from BGR ``image``; FCN as one batch -> [n, s, s] probs."""
+        boxes = torch.as_tensor(boxes, dtype=torch.float32, device=self.device).reshape(-1, 4)
+        if len(boxes) == 0:
+            return torch.zeros((0, self.crop_size, self.crop_size), device=self.device)
+        img = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1)))
+        img = img.to(self.device).float().mul_(1 / 255)
+        crops = crop_and_resize(img, boxes, self.crop_size)
+        return torch.sigmoid(self.mask_head_raw(crops)[:, 0].float())
+
+    def assemble(
+        self,
+        probs: Tensor,
+        boxes: Tensor | np.ndarray,
+        scores: Tensor | np.ndarray,
+        class_ids: Tensor | np.ndarray,
+        image_size: tuple[int, int],
+        params: InferenceParams | None = None,
+    ) -> Instances:
+        """Paste per-box probabilities ([n, s, s]) into the image and resolve overlaps -> ``Instances``."""
+        p = params or self.params
+        boxes = torch.as_tensor(boxes).float()
+        scores_np = torch.as_tensor(scores).float().cpu().numpy()
+        masks = paste_masks(probs, boxes, image_size, p.mask_threshold)
+        if self.config.exclusive_masks:
+            masks = exclusive_masks(masks, scores_np)
+        return Instances(
+            boxes=boxes.cpu().numpy(),
+            scores=scores_np,
+            class_ids=torch.as_tensor(class_ids).cpu().numpy(),
+            masks=masks,
+            image_size=image_size,
+            class_names=self.class_names,
+        )
+
+    def segment_boxes(
+        self,
+        image: np.ndarray,
+        boxes: Tensor | np.ndarray,
+        scores: Tensor | np.ndarray,
+        class_ids: Tensor | np.ndarray,
+        params: InferenceParams | None = None,
+    ) -> Instances:
+        """Mask head + pasting for given boxes ([n, 4] original px) on one BGR image."""
+        probs = self.box_mask_probs(image, boxes)
+        return self.assemble(probs, boxes, scores, class_ids, image.shape[:2], params)
+
+    def postprocess(
+        self, raw: tuple[Tensor, Tensor], metas: list[LetterboxMeta], params: InferenceParams | None = None
+    ) -> list[Instances]:
+        """Decode + NMS + FCN masks + pasting -> one ``Instances`` per image (original pixels)."""
+        p = params or self.params
+        results = []
+        for meta, (boxes, scores, cls) in zip(metas, self.detect(raw, metas, p)):
+            results.append(self.segment_boxes(meta.image, boxes, scores, cls, p))
+        return results
+
+    def _segment(self, images: list[np.ndarray], params: InferenceParams) -> list[Instances]:
+        x, metas = self.preprocess(images)
+        return self.postprocess(self.forward_raw(x), metas, params)
+
+    # ------------------------------------------------------------------ persistence
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Save config + detector + FCN state dicts (combined format; loads with ``weights_only=True``)."""
+        cfg = self.config.to_dict()
+        cfg.update(fcn_weights=None, allow_random_fcn=False, allow_random_detector=False)
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "version": 1,
+                "config": cfg,
+                "detector": {k: v.float() for k, v in self.darknet.state_dict().items()},
+                "fcn": {
+                    k: v.float() if v.is_floating_point() else v for k, v in self.fcn.state_dict().items()
+                },
+            },
+            path,
+        )
+
+
+# ---------------------------------------------------------------------- builder
+
+
+def _load_torch(path: Path) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
+    return obj
+
+
+def _load_state(module: nn.Module, state: dict[str, Tensor], what: str, path: Path | str) -> None:
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: {what} weights do not match the configured architecture: "
+            f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+
+
+def _is_torch_file(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"PK"  # torch.save zip archive
+
+
+def build_yolo_fcn(
+    weights: str | Path | None = None,
+    config: str | Path | dict[str, Any] | YoloFcnConfig | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    params: InferenceParams | None = None,
+    **overrides: Any,
+) -> YoloFcnSegmenter:
+    """Build the YOLO+FCN segmenter (registered as family ``"yolo_fcn"``).
+
+    Args:
+        weights: a Darknet ``.weights`` file (detector only) or a yolo_fcn checkpoint
+            (config + detector + FCN); ``None`` needs ``allow_random_detector``.
+        config: YAML path, dict or :class:`YoloFcnConfig`; for a checkpoint, the given
+            keys override the checkpoint's config.
+        overrides: config keys given as keyword arguments (override ``config``).
+    """
+    if isinstance(config, YoloFcnConfig):
+        user = config.to_dict()
+    elif isinstance(config, (str, Path)):
+        user = _read_yaml(config)
+    else:
+        user = copy.deepcopy(dict(config or {}))
+    user.pop("family", None)
+    user.update(overrides)
+
+    ckpt = None
+    wpath = Path(weights) if weights is not None else None
+    if wpath is not None:
+        if not wpath.is_file():
+            raise FileNotFoundError(f"yolo_fcn weights file not found: {wpath}")
+        if _is_torch_file(wpath):
+            ckpt = _load_torch(wpath)
+            if ckpt.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(
+                    f"{wpath}: not a yolo_fcn checkpoint (format {ckpt.get('format')!r}); pass a Darknet "
+                    f".weights file or a checkpoint written by YoloFcnSegmenter.save_checkpoint"
+                )
+            base = dict(ckpt["config"])
+            for k, v in user.items():
+                if k == "fcn" and isinstance(v, dict):
+                    base["fcn"] = {**base.get("fcn", {}), **v}
+                else:
+                    base[k] = v
+            user = base
+    cfg = YoloFcnConfig.from_dict(user)
+
+    torch.manual_seed(cfg.seed)
+    darknet = build_yolov3(
+        len(cfg.detector_classes), cfg.input_size, cfg.darknet_width, cfg.darknet_depth, cfg.cfg, cfg.anchors
+    )
+    if ckpt is not None:
+        _load_state(darknet, ckpt["detector"], "detector", wpath)
+    elif wpath is not None:
+        from instaseg_ros.weights.darknet import load_darknet_weights
+
+        load_darknet_weights(darknet, wpath)
+    elif cfg.allow_random_detector:
+        darknet.init_weights(cfg.seed)
+    else:
+        raise ValueError(
+            "yolo_fcn: no detector weights: pass weights=<yolov3.weights or a yolo_fcn checkpoint>, "
+            "or set allow_random_detector: true in the config (tests/benchmarks only)"
+        )
+
+    fcn_cfg = cfg.fcn
+    fcn_state = None
+    fcn_source: Path | str = "fcn"
+    if ckpt is not None and "fcn" in ckpt and not cfg.fcn_weights:
+        fcn_state, fcn_source = ckpt["fcn"], wpath
+    elif cfg.fcn_weights:
+        fcn_source = Path(cfg.fcn_weights)
+        if not fcn_source.is_file():
+            raise FileNotFoundError(f"yolo_fcn: fcn_weights file not found: {fcn_source}")
+        obj = _load_torch(fcn_source)
+        if obj.get("format") == FCN_CHECKPOINT_FORMAT:
+            fcn_cfg = _fcn_config(obj["fcn_config"])
+            fcn_state = obj["fcn"]
+        elif obj.get("format") == CHECKPOINT_FORMAT:
+            fcn_cfg = _fcn_config(obj["config"]["fcn"])
+            fcn_state = obj["fcn"]
+        else:
+            fcn_state = obj  # a bare state dict for the configured architecture
+        cfg.fcn = fcn_cfg
+    elif not cfg.allow_random_fcn:
+        raise ValueError(
+            "yolo_fcn: no FCN mask-head weights: set fcn_weights: <file> in the config (an FCN checkpoint "
+            "from training), pass weights=<a yolo_fcn checkpoint>, or set allow_random_fcn: true "
+            "(tests/benchmarks only: masks will be meaningless)"
+        )
+    torch.manual_seed(cfg.seed + 1)
+    fcn = build_fcn(fcn_cfg)
+    if fcn_state is not None:
+        _load_state(fcn, fcn_state, "FCN", fcn_source)
+    return YoloFcnSegmenter(darknet, fcn, cfg, device=device, precision=precision, params=params)
+
+
+register_family("yolo_fcn", build_yolo_fcn)
