@@ -1,0 +1,328 @@
+"""Read and write camera images in rosbag2 files with ``rosbags`` (no ROS installation needed).
+
+Reading: ``iter_bag_images(path, topic)`` yields ``(stamp_ns, frame_id, bgr)`` for every
+``sensor_msgs/Image`` (bgr8, rgb8, mono8, bgra8, rgba8, mono16) or
+``sensor_msgs/CompressedImage`` (jpeg, png) on ``topic``, in log order; ``stamp_ns`` is the
+message header stamp in integer nanoseconds. ``path`` is a bag directory (sqlite3 or mcap)
+or a single ``.mcap``/``.db3`` file. Problems raise :class:`BagError` (or its subclass
+:class:`TopicNotFoundError`) naming the bag, the topic and what is wrong.
+
+Writing: :class:`BagImageWriter` writes bgr8 ``sensor_msgs/Image`` (or CompressedImage) and
+optional ``sensor_msgs/CameraInfo`` with equal header stamps into an mcap rosbag2, serialised
+with the ROS 2 Jazzy type store (wire identical for Humble for these types).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+_CHANNELS = {"bgr8": 3, "rgb8": 3, "mono8": 1, "bgra8": 4, "rgba8": 4, "mono16": 1}
+
+
+class BagError(RuntimeError):
+    """A rosbag2 file cannot be read as asked (missing, corrupt, truncated, bad message)."""
+
+
+class TopicNotFoundError(BagError):
+    """The requested topic is not in the bag."""
+
+
+def _typestore() -> Any:
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def image_msg_to_bgr(msg: Any) -> np.ndarray:
+    """A deserialised ``sensor_msgs/Image`` or ``CompressedImage`` -> [H, W, 3] uint8 BGR.
+
+    Raises ValueError naming the encoding/format or the size mismatch.
+    """
+    if hasattr(msg, "format"):  # CompressedImage
+        fmt = str(msg.format).lower()
+        if "compresseddepth" in fmt:
+            raise ValueError(f"CompressedImage format {msg.format!r} (depth) is not a colour image")
+        buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise ValueError(f"CompressedImage ({msg.format!r}, {len(buf)} bytes) could not be decoded")
+        if img.dtype == np.uint16:
+            img = (img >> 8).astype(np.uint8)
+        if img.ndim == 2:
+            return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        if img.shape[2] == 4:
+            return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        return img
+    enc = str(msg.encoding).lower()
+    if enc not in _CHANNELS:
+        raise ValueError(f"Image encoding {msg.encoding!r} is not supported (supported: {sorted(_CHANNELS)})")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    ch = _CHANNELS[enc]
+    bpp = ch * (2 if enc == "mono16" else 1)
+    data = np.asarray(msg.data, np.uint8).reshape(-1)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"Image has a zero size ({w}x{h})")
+    if step < w * bpp or len(data) < step * h:
+        raise ValueError(
+            f"Image {w}x{h} {enc}: step {step} and {len(data)} data bytes do not fit (need "
+            f"step >= {w * bpp} and {step * h} bytes)"
+        )
+    rows = data[: step * h].reshape(h, step)[:, : w * bpp]
+    if enc == "mono16":
+        px = rows.reshape(h, w, 2).copy().view(">u2" if msg.is_bigendian else "<u2")[..., 0]
+        return cv2.cvtColor((px >> 8).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    img = rows.reshape(h, w, ch)
+    if enc == "bgr8":
+        return np.ascontiguousarray(img)
+    if enc == "rgb8":
+        return cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    if enc == "mono8":
+        return cv2.cvtColor(np.ascontiguousarray(img[..., 0]), cv2.COLOR_GRAY2BGR)
+    if enc == "bgra8":
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)
+
+
+def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
+    """``{topic: (msgtype, message count)}`` of a bag."""
+    from rosbags.rosbag2 import Reader
+
+    p = _check_path(path)
+    try:
+        with Reader(p) as reader:
+            return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
+    except Exception as e:  # rosbags raises several types for damaged files
+        raise BagError(f"cannot open rosbag2 {p}: {type(e).__name__}: {e}") from e
+
+
+def _check_path(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise BagError(f"rosbag2 not found: {p}")
+    return p
+
+
+def iter_bag_images(path: str | Path, topic: str) -> Iterator[tuple[int, str, np.ndarray]]:
+    """Yield ``(stamp_ns, header_frame_id, bgr [H,W,3] uint8)`` for each image on ``topic``.
+
+    Raises:
+        BagError: missing/unopenable/corrupt/truncated bag, or an undecodable message.
+        TopicNotFoundError: ``topic`` is not in the bag (the message lists the image topics).
+    """
+    from rosbags.rosbag2 import Reader
+
+    p = _check_path(path)
+    ts = _typestore()
+    try:
+        reader = Reader(p)
+        reader.open()
+    except Exception as e:
+        raise BagError(f"cannot open rosbag2 {p}: {type(e).__name__}: {e}") from e
+    try:
+        conns = [c for c in reader.connections if c.topic == topic]
+        if not conns:
+            avail = sorted(f"{c.topic} ({c.msgtype})" for c in reader.connections)
+            raise TopicNotFoundError(f"topic {topic!r} is not in rosbag2 {p}; topics: {avail}")
+        bad = [c.msgtype for c in conns if c.msgtype not in (IMAGE_TYPE, COMPRESSED_TYPE)]
+        if bad:
+            raise BagError(
+                f"topic {topic!r} in {p} has type {bad[0]}, expected {IMAGE_TYPE} or {COMPRESSED_TYPE}"
+            )
+        n = 0
+        it = reader.messages(connections=conns)
+        while True:
+            try:
+                conn, _t, raw = next(it)
+            except StopIteration:
+                break
+            except Exception as e:
+                raise BagError(
+                    f"rosbag2 {p} is corrupt or truncated: reading failed after {n} messages on "
+                    f"{topic!r}: {type(e).__name__}: {e}"
+                ) from e
+            try:
+                msg = ts.deserialize_cdr(raw, conn.msgtype)
+                img = image_msg_to_bgr(msg)
+            except Exception as e:
+                raise BagError(
+                    f"message {n} on {topic!r} in {p} cannot be decoded: {type(e).__name__}: {e}"
+                ) from e
+            n += 1
+            yield _stamp_ns(msg.header), str(msg.header.frame_id), img
+    finally:
+        try:
+            reader.close()
+        except Exception:  # noqa: S110  closing a damaged bag may fail again; the first error matters
+            pass
+
+
+@dataclass
+class CameraInfoSpec:
+    """Pinhole intrinsics for ``sensor_msgs/CameraInfo`` (plumb_bob, zero distortion)."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+
+def pinhole_camera_info(width: int, height: int, hfov_deg: float = 69.4) -> CameraInfoSpec:
+    """Intrinsics of an ideal pinhole camera with horizontal field of view ``hfov_deg``."""
+    f = (width / 2) / np.tan(np.radians(hfov_deg) / 2)
+    return CameraInfoSpec(width, height, float(f), float(f), (width - 1) / 2, (height - 1) / 2)
+
+
+class BagImageWriter:
+    """Write images (+ CameraInfo) into a new mcap rosbag2 directory.
+
+    ``with BagImageWriter(path) as w: w.write(bgr, stamp_ns, frame_id, info)``. The log time
+    of each message equals its header stamp. ``compressed`` writes CompressedImage (``jpeg``
+    or ``png``) instead of a raw bgr8 Image.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        image_topic: str = "/camera/color/image_raw",
+        info_topic: str | None = "/camera/color/camera_info",
+        compressed: str | None = None,
+        overwrite: bool = False,
+        jpeg_quality: int = 90,
+    ) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        if compressed not in (None, "jpeg", "png"):
+            raise ValueError(f"BagImageWriter: compressed must be None, 'jpeg' or 'png', got {compressed!r}")
+        self.path = Path(path)
+        if self.path.exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"BagImageWriter: {self.path} exists (pass overwrite=True to replace it)"
+                )
+            shutil.rmtree(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.ts = _typestore()
+        self.compressed = compressed
+        self.jpeg_quality = jpeg_quality
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        itype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
+        self._img_conn = self._writer.add_connection(image_topic, itype, typestore=self.ts)
+        self._info_conn = (
+            self._writer.add_connection(info_topic, INFO_TYPE, typestore=self.ts) if info_topic else None
+        )
+        self.count = 0
+
+    def _header(self, stamp_ns: int, frame_id: str) -> Any:
+        T = self.ts.types
+        stamp = T["builtin_interfaces/msg/Time"](
+            sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)
+        )
+        return T["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+
+    def write(
+        self,
+        image: np.ndarray,
+        stamp_ns: int,
+        frame_id: str = "camera_color_optical_frame",
+        info: CameraInfoSpec | None = None,
+    ) -> None:
+        """Write one BGR uint8 [H,W,3] frame (and its CameraInfo when ``info`` is given)."""
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"BagImageWriter.write: expected uint8 [H,W,3] BGR, got {image.dtype} {image.shape}"
+            )
+        if stamp_ns < 0:
+            raise ValueError(f"BagImageWriter.write: negative stamp {stamp_ns}")
+        T = self.ts.types
+        header = self._header(stamp_ns, frame_id)
+        h, w = image.shape[:2]
+        if self.compressed:
+            ext = ".jpg" if self.compressed == "jpeg" else ".png"
+            params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality] if ext == ".jpg" else []
+            ok, buf = cv2.imencode(ext, image, params)
+            if not ok:
+                raise ValueError(f"BagImageWriter.write: {self.compressed} encoding failed")
+            msg = T[COMPRESSED_TYPE](
+                header=header, format=f"bgr8; {self.compressed} compressed bgr8", data=buf.reshape(-1)
+            )
+            ctype = COMPRESSED_TYPE
+        else:
+            msg = T[IMAGE_TYPE](
+                header=header,
+                height=h,
+                width=w,
+                encoding="bgr8",
+                is_bigendian=0,
+                step=w * 3,
+                data=np.ascontiguousarray(image).reshape(-1),
+            )
+            ctype = IMAGE_TYPE
+        self._writer.write(self._img_conn, int(stamp_ns), self.ts.serialize_cdr(msg, ctype))
+        if info is not None and self._info_conn is not None:
+            self._writer.write(
+                self._info_conn, int(stamp_ns), self.ts.serialize_cdr(self._info_msg(header, info), INFO_TYPE)
+            )
+        self.count += 1
+
+    def _info_msg(self, header: Any, c: CameraInfoSpec) -> Any:
+        T = self.ts.types
+        roi = T["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        )
+        k = np.array([c.fx, 0, c.cx, 0, c.fy, c.cy, 0, 0, 1], np.float64)
+        p = np.array([c.fx, 0, c.cx, 0, 0, c.fy, c.cy, 0, 0, 0, 1, 0], np.float64)
+        return T[INFO_TYPE](
+            header=header,
+            height=c.height,
+            width=c.width,
+            distortion_model="plumb_bob",
+            d=np.zeros(5, np.float64),
+            k=k,
+            r=np.eye(3).reshape(-1),
+            p=p,
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
+        )
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> BagImageWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_bag_images(
+    path: str | Path,
+    frames: Iterable[tuple[int, str, np.ndarray]],
+    image_topic: str = "/camera/color/image_raw",
+    info_topic: str | None = None,
+    compressed: str | None = None,
+    overwrite: bool = False,
+) -> int:
+    """Write ``(stamp_ns, frame_id, bgr)`` frames to a new mcap bag; returns the count."""
+    with BagImageWriter(path, image_topic, info_topic, compressed=compressed, overwrite=overwrite) as w:
+        for stamp, frame_id, img in frames:
+            info = pinhole_camera_info(img.shape[1], img.shape[0]) if info_topic else None
+            w.write(img, stamp, frame_id, info)
+        return w.count
