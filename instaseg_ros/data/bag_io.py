@@ -106,7 +106,20 @@ def bag_topics(path: str | Path) -> dict[str, tuple[str, int]]:
         with Reader(p) as reader:
             return {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
     except Exception as e:  # rosbags raises several types for damaged files
-        raise BagError(f"cannot open rosbag2 {p}: {type(e).__name__}: {e}") from e
+        raise _open_error(p, e) from e
+
+
+def _open_error(p: Path, e: Exception) -> BagError:
+    text = f"{type(e).__name__}: {e}"
+    if "end magic" in text:
+        hint = "the mcap file has no footer: it is truncated (an interrupted recording or copy) or corrupt"
+    elif "magic" in text:
+        hint = "the file is not an mcap/sqlite3 rosbag2 or its header is corrupt"
+    elif "metadata" in text.lower():
+        hint = "the bag folder has no readable metadata.yaml (pass the .mcap/.db3 file itself instead)"
+    else:
+        hint = "it is corrupt, truncated or not a rosbag2"
+    return BagError(f"cannot open rosbag2 {p}: {hint} ({text})")
 
 
 def _check_path(path: str | Path) -> Path:
@@ -131,7 +144,7 @@ def iter_bag_images(path: str | Path, topic: str) -> Iterator[tuple[int, str, np
         reader = Reader(p)
         reader.open()
     except Exception as e:
-        raise BagError(f"cannot open rosbag2 {p}: {type(e).__name__}: {e}") from e
+        raise _open_error(p, e) from e
     try:
         conns = [c for c in reader.connections if c.topic == topic]
         if not conns:
