@@ -1,0 +1,58 @@
+"""``diagnostic_msgs/DiagnosticStatus`` for the segmentation node (rate, latency, drops, rejects)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from instaseg_ros.ros.scheduler import StatsSnapshot
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.2f}"
+    return str(v)
+
+
+def node_status(
+    name: str,
+    snapshot: StatsSnapshot,
+    info: Mapping[str, object],
+    problems: list[str],
+    hardware_id: str = "",
+) -> DiagnosticStatus:
+    """One status: OK, WARN when ``problems`` lists anything since the last report, ERROR when the
+    node has no model (``info["state"]`` is "unconfigured" and ``problems`` is non-empty).
+
+    Keys: every ``info`` item (state, backend, device, ...) then the counters and
+    ``rate_hz``, ``latency_ms_p50/p95`` (receipt to publish) and ``inference_ms_p50/p95``.
+    """
+    st = DiagnosticStatus()
+    st.name = name
+    st.hardware_id = hardware_id
+    state = str(info.get("state", ""))
+    if problems and state == "unconfigured":
+        st.level, st.message = DiagnosticStatus.ERROR, "; ".join(problems)
+    elif problems:
+        st.level, st.message = DiagnosticStatus.WARN, "; ".join(problems)
+    else:
+        st.level = DiagnosticStatus.OK
+        st.message = f"{state}: {snapshot.rate_hz:.1f} Hz" if state == "active" else state
+    values = dict(info)
+    values.update(
+        rate_hz=snapshot.rate_hz,
+        latency_ms_p50=snapshot.latency_ms_p50,
+        latency_ms_p95=snapshot.latency_ms_p95,
+        inference_ms_p50=snapshot.inference_ms_p50,
+        inference_ms_p95=snapshot.inference_ms_p95,
+        received=snapshot.received,
+        processed=snapshot.processed,
+        dropped=snapshot.dropped,
+        stale=snapshot.stale,
+        rejected=snapshot.rejected,
+        errors=snapshot.errors,
+    )
+    st.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
+    return st
