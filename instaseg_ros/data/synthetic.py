@@ -34,7 +34,6 @@ CLASS_NAMES: list[str] = ["person", "chair", "couch", "dining table", "toilet"]
 
 # real-world height range (m) and width/height aspect range per class
 _HEIGHT_M = {0: (1.5, 1.9), 1: (0.8, 1.0), 2: (0.75, 0.95), 3: (0.72, 0.8), 4: (0.7, 0.8)}
-_IGNORE_ID = 65535  # id painted by distractors in the working id map
 
 
 @dataclass
@@ -146,6 +145,7 @@ class SyntheticScene:
 
 _TEX: dict[str, np.ndarray] = {}
 _TEX_SIZE = 256
+_NOISE_SIZE = 1024
 
 
 def _norm_noise(a: np.ndarray, amp: float) -> np.ndarray:
@@ -169,7 +169,7 @@ def _textures() -> dict[str, np.ndarray]:
     yy, xx = np.mgrid[0:s, 0:s]
     weave = np.sin(xx * 1.6) * np.sin(yy * 1.6)
     _TEX["knit"] = _norm_noise(weave + 0.6 * r.normal(size=(s, s)), 0.05)
-    _TEX["sensor"] = r.normal(size=(512, 512, 3)).astype(np.float32)
+    _TEX["sensor"] = r.standard_normal(size=(_NOISE_SIZE, _NOISE_SIZE, 3), dtype=np.float32)
     return _TEX
 
 
@@ -477,6 +477,7 @@ def _draw_toilet(rng: np.random.Generator, ph: int) -> _Canvas:
         [(W * 0.3, rim_y), (W * 0.7, rim_y), (W * 0.76, H), (W * 0.24, H)], _shade(col, 0.8), _shade(col, 0.6)
     )
     c.ellipse(W / 2, rim_y, W * 0.42, H * 0.3, _shade(col, 0.92), 0, 180, _shade(col, 0.65))
+    c.rect(W * 0.3, tank_h - 1, W * 0.7, rim_y, _shade(col, 0.85))  # back of the bowl joins the tank
     c.rect(W * 0.08, H * 0.03, W * 0.92, tank_h, col, _shade(col, 0.7))
     c.rect(W * 0.05, 0, W * 0.95, H * 0.05, _shade(col, 1.05), _shade(col, 0.7))
     c.rect(W * 0.75, H * 0.08, W * 0.85, H * 0.11, (160, 160, 165))  # flush handle
@@ -623,7 +624,7 @@ def _render_room(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, 
                 d0 -= (1.0 / n) * 0.9
                 if d0 <= 0.02:
                     break
-    np.copyto(img, fl, where=fmask[..., None].astype(bool))
+    cv2.copyTo(fl, fmask, img)
     # skirting board
     cv2.line(img, (int(bx0), int(floor_y)), (int(bx1), int(floor_y)), _shade(wall, 0.6), max(1, h // 160))
     # decorations: window / door / pictures on the back wall, rug on the floor
@@ -688,15 +689,15 @@ class _Placed:
     area: int = 0
 
 
-def _paste_ids(id_map: np.ndarray, p: _Placed, value: int) -> None:
+def _overlap(shape: tuple[int, int], p: _Placed) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """Frame window (ys, ye, xs, xe) covered by ``p`` and its mask cropped to it; None if outside."""
     h, w = p.mask.shape
-    H, W = id_map.shape
+    H, W = shape
     ys, xs = max(0, p.y0), max(0, p.x0)
     ye, xe = min(H, p.y0 + h), min(W, p.x0 + w)
     if ye <= ys or xe <= xs:
-        return
-    m = p.mask[ys - p.y0 : ye - p.y0, xs - p.x0 : xe - p.x0]
-    id_map[ys:ye, xs:xe][m] = value
+        return None
+    return (ys, ye, xs, xe), p.mask[ys - p.y0 : ye - p.y0, xs - p.x0 : xe - p.x0]
 
 
 def _paste_img(img: np.ndarray, p: _Placed) -> None:
@@ -790,6 +791,7 @@ def _render(
     cands.sort(key=lambda t: t[0])  # far to near
     id_map = np.zeros((H, W), np.uint16)
     placed: list[_Placed] = []
+    vis: list[int] = []  # visible pixels of each placed object
     min_area = cfg.min_area
     for yb, lab, ph in cands:
         ph_i = int(round(ph))
@@ -803,20 +805,26 @@ def _render(
         for _attempt in range(4):
             x0 = int(rng.uniform(-0.15 * canvas.w, W - 0.85 * canvas.w))
             p = _Placed(lab, x0, int(round(yb - canvas.h)), np.empty(0), canvas.mask.astype(bool), area)
-            trial = id_map.copy()
-            _paste_ids(trial, p, len(placed) + 1 if lab >= 0 else _IGNORE_ID)
-            counts = np.bincount(trial.ravel(), minlength=len(placed) + 2)
-            ok = True
-            if lab >= 0 and counts[len(placed) + 1] < max(min_area, cfg.min_visible_fraction * area):
-                ok = False  # mostly outside the frame
-            for j, q in enumerate(placed):
-                if q.label >= 0 and counts[j + 1] < max(min_area, cfg.min_visible_fraction * q.area):
-                    ok = False
-                    break
+            sl = _overlap(id_map.shape, p)
+            if sl is None:
+                continue
+            (ys, ye, xs, xe), m = sl
+            in_frame = int(m.sum())
+            if lab >= 0 and in_frame < max(min_area, cfg.min_visible_fraction * area):
+                continue  # mostly outside the frame
+            # pixels each placed instance would lose under the new (nearer) object
+            lost = np.bincount(id_map[ys:ye, xs:xe][m], minlength=len(placed) + 1)
+            ok = all(
+                q.label < 0 or vis[j] - lost[j + 1] >= max(min_area, cfg.min_visible_fraction * q.area)
+                for j, q in enumerate(placed)
+            )
             if ok:
+                for j in range(len(placed)):
+                    vis[j] -= int(lost[j + 1])
+                id_map[ys:ye, xs:xe][m] = len(placed) + 1
                 p.patch = _finish_patch(rng, canvas, texture, light_dx)
                 placed.append(p)
-                id_map = trial
+                vis.append(in_frame)
                 break
     for p in placed:  # shadows first, then objects far to near
         h, w = p.mask.shape
@@ -829,23 +837,23 @@ def _render(
     d = np.hypot((gx + 0.5) / 16 * W - lx, (gy + 0.5) / 12 * H - ly) / math.hypot(W, H)
     gain = rng.uniform(0.65, 1.25) * (1.0 + rng.uniform(0.1, 0.5) * (0.5 - d))
     gain = cv2.resize(gain.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-    img *= gain[..., None]
+    img = cv2.multiply(img, cv2.merge([gain, gain, gain]))
     if cfg.noise > 0:
         sn = _textures()["sensor"]
-        oy, ox = int(rng.integers(0, 512)), int(rng.integers(0, 512))
-        reps = (-(-(H + oy) // 512), -(-(W + ox) // 512), 1)
-        noise = (
-            np.tile(sn, reps)[oy : oy + H, ox : ox + W] if reps != (1, 1, 1) else sn[oy : oy + H, ox : ox + W]
-        )
-        img += noise * cfg.noise
-    image = np.clip(img, 0, 255).astype(np.uint8)
+        n = _NOISE_SIZE
+        if H <= n and W <= n:
+            oy, ox = int(rng.integers(0, n - H + 1)), int(rng.integers(0, n - W + 1))
+            noise = sn[oy : oy + H, ox : ox + W]
+        else:
+            noise = np.tile(sn, (-(-H // n), -(-W // n), 1))[:H, :W]
+        img = cv2.scaleAdd(np.ascontiguousarray(noise), float(cfg.noise), img)
+    image = np.clip(img, 0, 255, out=img).astype(np.uint8)
     # compact the ids of the kept instances (distractors -> background)
-    lut = np.zeros(65536, np.uint16)
-    counts = np.bincount(id_map.ravel(), minlength=len(placed) + 1)
+    lut = np.zeros(len(placed) + 1, np.uint16)
     keep_labels, keep_areas = [], []
     k = 0
     for j, p in enumerate(placed):
-        if p.label >= 0 and counts[j + 1] >= min_area:
+        if p.label >= 0 and vis[j] >= min_area:
             k += 1
             lut[j + 1] = k
             keep_labels.append(p.label)
