@@ -47,6 +47,29 @@ def test_builtin_yolov3_matches_yolov3_cfg_layout():
     assert anchors[2] == [[10, 13], [16, 30], [33, 23]]
 
 
+def test_builtin_yolov3_tiny_matches_yolov3_tiny_cfg_layout():
+    """24 layers, 13 convs, heads at strides 32/16 with masks 3,4,5 / 1,2,3, and the 8,858,734 floats
+    of the public yolov3-tiny.weights (35,434,956 bytes - 20-byte header)."""
+    model = build_yolov3(variant="yolov3-tiny")
+    assert len(model.layers) == 24 and len(model.darknet_layers()) == 13
+    assert model.yolo_indices == [16, 23] and model._routes == {17: [13], 20: [19, 8]}
+    assert darknet_float_count(model) == (35_434_956 - 20) // 4 == 8_858_734
+    assert [model.layers[i].stride for i in model.yolo_indices] == [32, 16]
+    assert model.layers[23].anchors.view(-1, 2).tolist() == [[23, 27], [37, 58], [81, 82]]
+    with pytest.raises(ValueError, match="unknown detector variant"):
+        build_yolov3(variant="yolov9")
+
+
+def test_darknet_maxpool_semantics():
+    """size 2 / stride 1 keeps the size, taking max(x[i], x[i+1]) with the edge repeated (Darknet)."""
+    from instaseg_ros.models.yolov3 import MaxPoolSame
+
+    x = torch.tensor([[[[1.0, 5.0, 2.0], [0.0, -1.0, 3.0], [4.0, 0.0, -2.0]]]])
+    y = MaxPoolSame(2, 1)(x)
+    assert y.tolist() == [[[[5.0, 5.0, 3.0], [4.0, 3.0, 3.0], [4.0, 0.0, -2.0]]]]
+    assert MaxPoolSame(2, 2)(torch.rand(1, 1, 13, 13)).shape[-1] == 7  # Darknet: (13 + 1 - 2) / 2 + 1
+
+
 def test_weights_round_trip_gives_identical_outputs(tmp_path):
     src, dst = _tiny(0), _tiny(1)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))

@@ -155,6 +155,21 @@ def test_class_subset_is_a_column_selection_without_retraining():
     torch.testing.assert_close(reordered.forward_raw(x)[1], s_all[..., [61, 0]])
 
 
+def test_yolov3_tiny_detector_variant(tmp_path):
+    seg = build_yolo_fcn(config={**TINY, "detector": "yolov3-tiny", "input_size": 128})
+    x, metas = seg.preprocess([_image(60, 100)])
+    boxes, scores = seg.forward_raw(x)
+    assert boxes.shape == (1, 3 * (16 + 64), 4) and scores.shape == (1, 240, 80)
+    save_darknet_weights(seg.darknet, tmp_path / "tiny.weights")
+    again = build_yolo_fcn(
+        weights=tmp_path / "tiny.weights",
+        config={**TINY, "detector": "yolov3-tiny", "input_size": 128, "seed": 9},
+    )
+    torch.testing.assert_close(again.forward_raw(x)[1], scores)
+    with pytest.raises(ValueError, match="detector must be one of"):
+        YoloFcnConfig(detector="yolov5")
+
+
 def test_missing_weights_are_refused_with_clear_messages(tmp_path):
     cfg = {k: v for k, v in TINY.items() if k != "allow_random_fcn"}
     with pytest.raises(ValueError, match="no FCN mask-head weights: set fcn_weights.*allow_random_fcn"):

@@ -39,7 +39,7 @@ from instaseg_ros.core.paste import crop_and_resize, exclusive_masks, paste_mask
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 from instaseg_ros.models.fcn import FcnConfig, build_fcn
 from instaseg_ros.models.registry import register_family
-from instaseg_ros.models.yolov3 import COCO_ANCHORS, COCO_CLASSES, Darknet, build_yolov3
+from instaseg_ros.models.yolov3 import COCO_CLASSES, DETECTORS, Darknet, build_yolov3
 
 CHECKPOINT_FORMAT = "instaseg_yolo_fcn"
 FCN_CHECKPOINT_FORMAT = "instaseg_fcn"
@@ -56,10 +56,13 @@ class YoloFcnConfig:
         detector_classes: names of the detector's output classes, in order (COCO 80).
         classes: the classes to keep (names from ``detector_classes``, any order),
             e.g. the seed's indoor five; ``None`` keeps all. Output class ids index this list.
-        cfg: a Darknet ``.cfg`` file; ``None`` uses the built-in ``yolov3.cfg`` equivalent.
+        detector: built-in network when ``cfg`` is unset: ``"yolov3"`` (= yolov3.cfg, for
+            ``yolov3.weights``) or ``"yolov3-tiny"`` (= yolov3-tiny.cfg, for ``yolov3-tiny.weights``).
+        cfg: a Darknet ``.cfg`` file to parse instead of a built-in definition.
         darknet_width / darknet_depth: channel multiplier and residual blocks per stage
-            of the built-in definition (1.0 / [1, 2, 8, 8, 4] = YOLOv3).
-        anchors: the 9 (w, h) anchors in network-input pixels.
+            of the built-in definition (1.0 / [1, 2, 8, 8, 4] = YOLOv3; depth unused by tiny).
+        anchors: (w, h) anchors in network-input pixels (9 for yolov3, 6 for tiny);
+            ``None`` = the variant's COCO anchors.
         fcn: the mask head (:class:`FcnConfig`).
         fcn_weights: FCN checkpoint (``save_fcn_checkpoint`` file, a yolo_fcn checkpoint
             or a bare state dict); not needed when ``weights`` is a yolo_fcn checkpoint.
@@ -76,10 +79,11 @@ class YoloFcnConfig:
     input_size: int = 416
     detector_classes: list[str] = field(default_factory=lambda: list(COCO_CLASSES))
     classes: list[str] | None = None
+    detector: str = "yolov3"
     cfg: str | None = None
     darknet_width: float = 1.0
     darknet_depth: list[int] = field(default_factory=lambda: [1, 2, 8, 8, 4])
-    anchors: list[list[float]] = field(default_factory=lambda: [list(a) for a in COCO_ANCHORS])
+    anchors: list[list[float]] | None = None
     fcn: FcnConfig = field(default_factory=FcnConfig)
     fcn_weights: str | None = None
     allow_random_fcn: bool = False
@@ -93,6 +97,8 @@ class YoloFcnConfig:
     def __post_init__(self) -> None:
         if isinstance(self.fcn, dict):
             self.fcn = _fcn_config(self.fcn)
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
         if len(set(self.detector_classes)) != len(self.detector_classes):
@@ -472,7 +478,13 @@ def build_yolo_fcn(
 
     torch.manual_seed(cfg.seed)
     darknet = build_yolov3(
-        len(cfg.detector_classes), cfg.input_size, cfg.darknet_width, cfg.darknet_depth, cfg.cfg, cfg.anchors
+        len(cfg.detector_classes),
+        cfg.input_size,
+        cfg.darknet_width,
+        cfg.darknet_depth,
+        cfg.cfg,
+        cfg.anchors,
+        cfg.detector,
     )
     if ckpt is not None:
         _load_state(darknet, ckpt["detector"], "detector", wpath)

@@ -4,7 +4,8 @@ The network is described as a list of Darknet cfg blocks (``[convolutional]``,
 ``[shortcut]``, ``[route]``, ``[upsample]``, ``[maxpool]``, ``[yolo]``). The
 built-in :func:`yolov3_blocks` produces exactly the layer sequence of the public
 ``yolov3.cfg`` (107 layers, 75 convolutions, 62,001,757 weight floats for 80
-classes), and :func:`parse_cfg` reads a ``.cfg`` file into the same blocks, so
+classes), :func:`yolov3_tiny_blocks` likewise ``yolov3-tiny.cfg`` (8,858,734 floats),
+and :func:`parse_cfg` reads a ``.cfg`` file into the same blocks, so
 Darknet ``.weights`` files load in file order (see ``instaseg_ros.weights.darknet``).
 
 The forward pass is a fixed sequence of layers (no data-dependent Python
@@ -41,6 +42,11 @@ COCO_ANCHORS: list[tuple[int, int]] = [
 ]  # fmt: skip
 #: Anchor indices per YOLO output in yolov3.cfg order (stride 32, 16, 8).
 COCO_ANCHOR_MASKS: list[list[int]] = [[6, 7, 8], [3, 4, 5], [0, 1, 2]]
+#: The six anchors of yolov3-tiny.cfg, and its masks (stride 32, 16). The public
+#: ``yolov3-tiny.weights`` were trained with ``1,2,3`` in the second head (not ``0,1,2``).
+TINY_ANCHORS: list[tuple[int, int]] = [(10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319)]
+TINY_ANCHOR_MASKS: list[list[int]] = [[3, 4, 5], [1, 2, 3]]
+DETECTORS = ("yolov3", "yolov3-tiny")
 
 Block = dict[str, str]
 
@@ -168,6 +174,57 @@ def yolov3_blocks(
                 "num": "9",
             }
         )
+    return blocks
+
+
+def yolov3_tiny_blocks(
+    num_classes: int = 80,
+    input_size: int = 416,
+    width: float = 1.0,
+    anchors: Sequence[Sequence[float]] = TINY_ANCHORS,
+) -> list[Block]:
+    """The built-in YOLOv3-tiny definition (layer-for-layer ``yolov3-tiny.cfg``: 24 layers,
+    13 convolutions, two YOLO heads at strides 32/16, 8,858,734 weight floats for 80 classes)."""
+    if len(anchors) != 6:
+        raise ValueError(f"YOLOv3-tiny needs 6 anchors, got {len(anchors)}")
+    anchor_text = ",  ".join(f"{_fmt(w)},{_fmt(h)}" for w, h in anchors)
+    blocks: list[Block] = [
+        {"type": "net", "width": str(input_size), "height": str(input_size), "channels": "3"}
+    ]
+
+    def conv(filters: int, size: int, bn: bool = True, act: str = "leaky") -> None:
+        b: Block = {"type": "convolutional"}
+        if bn:
+            b["batch_normalize"] = "1"
+        b.update(filters=str(filters), size=str(size), stride="1", pad="1", activation=act)
+        blocks.append(b)
+
+    def yolo(mask: list[int]) -> None:
+        blocks.append(
+            {
+                "type": "yolo",
+                "mask": ",".join(map(str, mask)),
+                "anchors": anchor_text,
+                "classes": str(num_classes),
+                "num": "6",
+            }
+        )
+
+    for i, c in enumerate((16, 32, 64, 128, 256, 512)):
+        conv(_scaled(c, width), 3)
+        blocks.append({"type": "maxpool", "size": "2", "stride": "2" if i < 5 else "1"})
+    conv(_scaled(1024, width), 3)
+    conv(_scaled(256, width), 1)
+    conv(_scaled(512, width), 3)
+    conv(3 * (5 + num_classes), 1, bn=False, act="linear")
+    yolo(TINY_ANCHOR_MASKS[0])
+    blocks.append({"type": "route", "layers": "-4"})
+    conv(_scaled(128, width), 1)
+    blocks.append({"type": "upsample", "stride": "2"})
+    blocks.append({"type": "route", "layers": "-1, 8"})
+    conv(_scaled(256, width), 3)
+    conv(3 * (5 + num_classes), 1, bn=False, act="linear")
+    yolo(TINY_ANCHOR_MASKS[1])
     return blocks
 
 
@@ -422,13 +479,19 @@ def build_yolov3(
     width: float = 1.0,
     depth: Sequence[int] = (1, 2, 8, 8, 4),
     cfg: str | Path | None = None,
-    anchors: Sequence[Sequence[float]] = COCO_ANCHORS,
+    anchors: Sequence[Sequence[float]] | None = None,
+    variant: str = "yolov3",
 ) -> Darknet:
-    """YOLOv3 from a ``.cfg`` file (``cfg``) or the built-in definition."""
+    """YOLOv3 from a ``.cfg`` file (``cfg``) or a built-in definition (``variant``:
+    ``"yolov3"`` = yolov3.cfg, ``"yolov3-tiny"`` = yolov3-tiny.cfg; ``depth`` applies to yolov3 only)."""
     if cfg is not None:
         blocks = parse_cfg(cfg)
+    elif variant == "yolov3":
+        blocks = yolov3_blocks(num_classes, input_size, width, depth, anchors or COCO_ANCHORS)
+    elif variant == "yolov3-tiny":
+        blocks = yolov3_tiny_blocks(num_classes, input_size, width, anchors or TINY_ANCHORS)
     else:
-        blocks = yolov3_blocks(num_classes, input_size, width, depth, anchors)
+        raise ValueError(f"unknown detector variant {variant!r}; known: {DETECTORS}")
     model = Darknet(blocks, input_size=input_size)
     if model.num_classes != num_classes:
         raise ValueError(
