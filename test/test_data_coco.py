@@ -280,6 +280,19 @@ def test_training_loop_over_broken_data_sees_every_good_sample(tmp_path):
     assert seen == [3]
 
 
+def test_dataloader_workers_and_synthetic_dataset_pickle(tmp_path):
+    import torch
+
+    from instaseg_ros.data.synthetic import SyntheticDataset
+
+    cfg = SynthConfig(width=96, height=64)
+    path = write_coco(tmp_path, [generate_scene(s, cfg) for s in range(4)])
+    for ds in (CocoDataset(path), SyntheticDataset(4, seed=0, config=cfg)):
+        loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_skip_none)
+        ids = [t["image_id"] for _, targets in loader for t in targets]
+        assert ids == [1, 2, 3, 4]
+
+
 def test_size_mismatch_is_reported(tmp_path):
     _img(tmp_path / "a.png")
     coco = {
@@ -296,10 +309,12 @@ def test_label_studio_export_layout(tmp_path):
     exp = tmp_path / "project-1-at-2024"
     _img(exp / "images" / "3f2a1b-kitchen.png")
     _img(exp / "images" / "9c8d7e-hall.png")
+    _img(exp / "images" / "a1-living room.png")
     coco = {
         "images": [
             {"id": 0, "file_name": "images/3f2a1b-kitchen.png", "width": W, "height": H},
             {"id": 1, "file_name": "images\\9c8d7e-hall.png", "width": W, "height": H},
+            {"id": 2, "file_name": "/data/upload/1/a1-living%20room.png", "width": W, "height": H},
         ],
         "categories": [{"id": 0, "name": "chair"}, {"id": 1, "name": "person"}],
         "annotations": [
@@ -329,7 +344,8 @@ def test_label_studio_export_layout(tmp_path):
     (exp / "result.json").write_text(json.dumps(coco))
     ds = load_label_studio_export(exp, class_names=["person", "chair"])
     assert ds.validation_report.ok, str(ds.validation_report)
-    assert [ds[i][1]["labels"].tolist() for i in range(2)] == [[1], [0]]
+    assert len(ds) == 3
+    assert [ds[i][1]["labels"].tolist() for i in range(3)] == [[1], [0], []]
     assert ds.category_ids == [1, 0]
     with pytest.raises(FileNotFoundError, match="result.json"):
         load_label_studio_export(tmp_path)

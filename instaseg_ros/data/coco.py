@@ -319,14 +319,16 @@ class CocoDataset:
         ]
 
     def _resolve(self, file_name: str) -> Path | None:
+        """Find an image: as given under the root, absolute, then by (URL-decoded) basename
+        under the root and ``root/images`` (Label Studio ``/data/upload/<project>/`` names)."""
+        from urllib.parse import unquote
+
         fn = str(file_name).replace("\\", "/")
         base = fn.rsplit("/", 1)[-1]
-        cands = [
-            self.image_root / fn.lstrip("/"),
-            Path(fn),
-            self.image_root / base,
-            self.image_root / "images" / base,
-        ]
+        root = self.image_root
+        cands = [root / fn.lstrip("/"), Path(fn), root / base, root / "images" / base]
+        if unquote(base) != base:
+            cands += [root / unquote(base), root / "images" / unquote(base)]
         for p in cands:
             if p.is_file():
                 return p
