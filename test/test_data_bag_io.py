@@ -115,6 +115,21 @@ def test_raw_encodings_with_row_padding_through_a_bag(tmp_path, encoding):
     np.testing.assert_array_equal(img, expect)
 
 
+def test_sqlite3_bags_are_read_too(tmp_path):
+    frames = _frames(3)
+    w = Writer(tmp_path / "db", version=8, storage_plugin=StoragePlugin.SQLITE3)
+    w.open()
+    conn = w.add_connection(TOPIC, "sensor_msgs/msg/Image", typestore=TS)
+    for stamp, fid, img in frames:
+        msg = _raw_msg(img, "bgr8", stamp=stamp)
+        msg.header.frame_id = fid
+        w.write(conn, stamp, TS.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    w.close()
+    got = list(iter_bag_images(tmp_path / "db", TOPIC))
+    assert [(g[0], g[1]) for g in got] == [(f[0], f[1]) for f in frames]
+    assert all(np.array_equal(g[2], f[2]) for g, f in zip(got, frames))
+
+
 def test_mono16_big_and_little_endian():
     v = np.array([[0x1234, 0xFF00], [0x0100, 0x0000]], np.uint16)
     for big in (0, 1):

@@ -175,4 +175,10 @@ def test_cli_synth_writes_coco_and_bag(tmp_path):
     gt = json.loads((tmp_path / "b" / "ground_truth.json").read_text())
     stamps = [im["stamp_ns"] for im in gt["images"]]
     assert np.all(np.diff(stamps) == 50_000_000)
+    again = ["synth", "--out", str(tmp_path / "b"), "--num-images", "2", "--bag", "--size", "96x64"]
+    assert main(again) == 2  # the bag exists
+    assert main([*again, "--overwrite"]) == 0
+    assert bag_topics(tmp_path / "b" / "bag")["/camera/color/image_raw"][1] == 2
     assert main(["synth", "--out", str(tmp_path / "x"), "--num-images", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", str(tmp_path / "x"), "--size", "640by480"])

@@ -7,8 +7,10 @@ instaseg synth --out DIR --num-images N --seed S --bag [--rate HZ] [--sequence-l
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
+from pathlib import Path
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -38,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--rate", type=float, default=10.0, help="bag frame rate in Hz")
     p.add_argument("--sequence-length", type=int, default=30, help="frames per camera-motion sequence")
     p.add_argument("--with-images", action="store_true", help="bag mode: also write the frames as PNG")
+    p.add_argument("--overwrite", action="store_true", help="bag mode: replace an existing OUT/bag")
     p.set_defaults(func=run)
     return p
 
@@ -75,10 +78,12 @@ def run(args: argparse.Namespace) -> int:
             sequence_length=args.sequence_length,
             write_images=args.with_images,
         )
+        if args.overwrite and (Path(args.out) / "bag").is_dir():
+            shutil.rmtree(Path(args.out) / "bag")
         try:
             bag, gt = write_synthetic_bag(args.out, seed=args.seed, config=cfg, spec=spec)
         except FileExistsError as e:
-            print(f"instaseg synth: {e}", file=sys.stderr)
+            print(f"instaseg synth: {e} (use --overwrite)", file=sys.stderr)
             return 2
         print(
             f"wrote {args.num_images} frames at {args.rate:g} Hz to {bag} and ground truth {gt} "
