@@ -41,7 +41,7 @@ def build_segmenter(
     **kwargs: Any,
 ) -> Segmenter:
     """Build the ``family`` segmenter from a weights file and/or a config (YAML path or dict)."""
-    if family not in _FAMILY_MODULES:
+    if family not in _FAMILY_MODULES and family not in _BUILDERS:  # plug-ins register at import
         raise ValueError(f"unknown model family {family!r}; known: {sorted(_FAMILY_MODULES)}")
     if family not in _BUILDERS:
         importlib.import_module(_FAMILY_MODULES[family])

@@ -1,0 +1,191 @@
+"""``instaseg eval-bag``: accuracy and latency of a model on a recorded rosbag2 (stamp-keyed ground truth).
+
+  instaseg eval-bag BAG --gt GT.json --topic /camera/color/image_raw --model yolact --weights W.pth \\
+      --mode offline --out DIR
+  instaseg eval-bag BAG --gt GT.json --mode live --rate-multiplier 1.0 --out DIR --output-bag DIR/outputs
+
+offline: every frame through the model in this process, as fast as possible (deterministic).
+live:    the bag replayed at its recorded rate (x multiplier) to the real node (its own process, over
+         DDS); latency, dropped frames and accuracy of what the node published.
+Writes DIR/report.html (self-contained), DIR/summary.md and DIR/metrics.json (every number).
+The ground truth is COCO JSON whose images carry "stamp_ns" (the image message's header stamp);
+see `instaseg bag-extract` and `python -m instaseg_ros.evaluation.gt_tools` to make one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _node_param(text: str) -> tuple[str, object]:
+    if ":=" not in text:
+        raise argparse.ArgumentTypeError(f"--node-param must look like name:=value, got {text!r}")
+    name, raw = text.split(":=", 1)
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return name.strip(), value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval-bag",
+        help="evaluate a model on a rosbag2 with ground truth (offline or live through the node)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bag", help="rosbag2 folder (mcap or sqlite3) or a single .mcap/.db3 file")
+    p.add_argument("--gt", required=True, help="ground-truth COCO JSON with images[*].stamp_ns")
+    p.add_argument(
+        "--topic", default="/camera/color/image_raw", help="image topic (Image or CompressedImage)"
+    )
+    p.add_argument("--mode", choices=("offline", "live"), default="offline")
+    p.add_argument("--out", required=True, help="output folder for report.html, summary.md, metrics.json")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="yolact", help="model family (yolact, yolo_fcn, ...; oracle = the GT)")
+    g.add_argument("--weights", default=None, help="checkpoint file (oracle: the ground-truth JSON)")
+    g.add_argument("--config", default=None, help="model config YAML")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    g.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.05,
+        help="keep instances scoring at least this (default 0.05, usual for AP)",
+    )
+    g.add_argument("--nms-threshold", type=float, default=0.5)
+    g.add_argument("--mask-threshold", type=float, default=0.5)
+    g.add_argument("--top-k", type=int, default=100)
+    g.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (in the node too), e.g. to register a custom model family",
+    )
+    m = p.add_argument_group("matching and run")
+    m.add_argument(
+        "--stamp-tolerance-ms",
+        type=float,
+        default=1.0,
+        help="max |header stamp - stamp_ns| for a ground-truth match (default 1 ms)",
+    )
+    m.add_argument("--only-gt-frames", action="store_true", help="offline: run only the annotated frames")
+    m.add_argument(
+        "--rate-multiplier", type=float, default=1.0, help="live: replay speed (2 = twice as fast)"
+    )
+    m.add_argument(
+        "--transport",
+        choices=("raw", "compressed"),
+        default="raw",
+        help="live: send bgr8 Image or JPEG CompressedImage to the node",
+    )
+    m.add_argument(
+        "--node-param",
+        type=_node_param,
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="live: extra node parameter (repeatable), e.g. qos_reliability:=reliable",
+    )
+    m.add_argument("--startup-timeout", type=float, default=120.0, help="live: seconds for the node to start")
+    m.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=10.0,
+        help="live: seconds to wait for results after the last frame",
+    )
+    m.add_argument("--examples", type=int, default=4, help="example frames in the report")
+    m.add_argument(
+        "--output-bag",
+        default=None,
+        metavar="DIR",
+        help="also write the input frames and the model's outputs to this rosbag2 (mcap)",
+    )
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from instaseg_ros.core.segmenter import InferenceParams
+    from instaseg_ros.evaluation.bag_eval import BagEvalConfig, EvalError, ModelSpec, run_bag_eval
+
+    def fail(msg: str) -> int:
+        print(f"instaseg eval-bag: error: {msg}", file=sys.stderr)
+        return 2
+
+    def log(msg: str) -> None:
+        print(f"[eval-bag] {msg}", file=sys.stderr)
+
+    try:
+        params = InferenceParams(
+            score_threshold=args.score_threshold,
+            nms_threshold=args.nms_threshold,
+            top_k=args.top_k,
+            mask_threshold=args.mask_threshold,
+        )
+    except ValueError as e:
+        return fail(str(e))
+    if args.rate_multiplier <= 0:
+        return fail(f"--rate-multiplier must be > 0, got {args.rate_multiplier}")
+    if args.stamp_tolerance_ms < 0:
+        return fail(f"--stamp-tolerance-ms must be >= 0, got {args.stamp_tolerance_ms}")
+    plugins = list(args.plugin)
+    if args.model == "oracle" and "instaseg_ros.evaluation.oracle" not in plugins:
+        plugins.append("instaseg_ros.evaluation.oracle")
+    if args.model == "oracle" and not args.weights:
+        args.weights = args.gt
+    cfg = BagEvalConfig(
+        bag=args.bag,
+        gt=args.gt,
+        topic=args.topic,
+        mode=args.mode,
+        model=ModelSpec(args.model, args.weights, args.config, args.device, args.precision, params, plugins),
+        stamp_tolerance_ns=int(round(args.stamp_tolerance_ms * 1e6)),
+        only_gt_frames=args.only_gt_frames,
+        rate_multiplier=args.rate_multiplier,
+        node_params=dict(args.node_param),
+        live_transport=args.transport,
+        startup_timeout_s=args.startup_timeout,
+        drain_timeout_s=args.drain_timeout,
+        num_examples=args.examples,
+        output_bag=args.output_bag,
+    )
+    try:
+        outcome = run_bag_eval(cfg, progress=not args.no_progress, log=log)
+        from instaseg_ros.evaluation.report import write_report
+
+        paths = write_report(outcome, args.out)
+    except EvalError as e:
+        return fail(str(e))
+    except KeyboardInterrupt:
+        return fail("interrupted")
+    except OSError as e:
+        return fail(f"{type(e).__name__}: {e}")
+    s = outcome.summary
+    acc = s["accuracy"] or {}
+    lat = s["latency_ms"]
+    print(
+        f"mask AP {_pct(acc.get('segm', {}).get('AP'))}  box AP {_pct(acc.get('bbox', {}).get('AP'))}  "
+        f"on {s['frames']['gt_processed']} frames | latency p50 {_ms(lat['p50'])} p95 {_ms(lat['p95'])} | "
+        f"{s['frames']['processed']}/{s['frames']['sent']} processed, "
+        f"drop rate {100 * s['drop_rate']:.1f} % | "
+        f"{s['throughput_fps']:.2f} frames/s"
+    )
+    print(f"report: {paths['html']}\nsummary: {paths['markdown']}\nmetrics: {paths['json']}")
+    if args.output_bag:
+        print(f"output bag: {args.output_bag}")
+    return 0
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None or v < 0 else f"{100 * v:.1f}"
+
+
+def _ms(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f} ms"
