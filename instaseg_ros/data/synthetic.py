@@ -32,8 +32,9 @@ import numpy as np
 
 CLASS_NAMES: list[str] = ["person", "chair", "couch", "dining table", "toilet"]
 
-# real-world height range (m) and width/height aspect range per class
+# real-world height range (m) per class
 _HEIGHT_M = {0: (1.5, 1.9), 1: (0.8, 1.0), 2: (0.75, 0.95), 3: (0.72, 0.8), 4: (0.7, 0.8)}
+_MAX_ASPECT = {0: 0.46, 1: 0.62, 2: 2.8, 3: 2.5, 4: 0.62}  # largest width/height each drawer makes
 
 
 @dataclass
@@ -46,6 +47,8 @@ class SynthConfig:
         class_weights: sampling weight per class (same order as ``CLASS_NAMES``).
         size_range: (min, max) object pixel height as a fraction of the image height,
             sampled log-uniformly (0.042 * 480 = 20 px; large objects may be cut by the frame).
+        min_object_px: lower bound on the object pixel height whatever the image size, so
+            small images (320x240) do not get unlearnably tiny objects.
         max_width_fraction: cap on an object's width as a fraction of the image width.
         min_visible_fraction: an instance is kept only if at least this fraction of its
             full (unoccluded, unclipped) area stays visible.
@@ -62,6 +65,7 @@ class SynthConfig:
     max_objects: int = 6
     class_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
     size_range: tuple[float, float] = (0.042, 0.8)
+    min_object_px: int = 20
     max_width_fraction: float = 0.75
     min_visible_fraction: float = 0.4
     min_visible_area: int = 0
@@ -770,8 +774,9 @@ def _render(
     n_obj = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     n_dis = int(rng.integers(0, cfg.max_distractors + 1)) if cfg.max_distractors > 0 else 0
     labels = list(rng.choice(len(CLASS_NAMES), size=n_obj, p=weights)) + [-1] * n_dis
-    lo, hi = cfg.size_range
     ref_h = H / size_scale  # sizes are relative to the output frame, not the (larger) canvas
+    lo, hi = cfg.size_range
+    lo = min(max(lo, cfg.min_object_px / ref_h), hi * 0.9)
     cands: list[tuple[float, int, float]] = []
     for lab in labels:
         if lab < 0:
@@ -779,6 +784,7 @@ def _render(
             real = rng.uniform(0.5, 1.6)
         else:
             ph = ref_h * math.exp(rng.uniform(math.log(lo), math.log(hi)))
+            ph = min(ph, cfg.max_width_fraction * W / size_scale / _MAX_ASPECT[int(lab)])  # wide classes fit
             real = rng.uniform(*_HEIGHT_M[int(lab)])
         yb = room.vy + ph * room.cam_h / real  # perspective: base row fixes the size
         y_max = H * 1.08
