@@ -251,6 +251,15 @@ def test_broken_file_is_reported_and_good_entries_kept(tmp_path):
     np.testing.assert_array_equal(t["boxes"], [[50, 30, 59, 39]])  # pycocotools excludes the far edge
 
 
+def test_validate_command_prints_and_writes_the_report(tmp_path, capsys):
+    from instaseg_ros.data.coco import main
+
+    assert main([str(_broken(tmp_path)), "--decode", "--report", str(tmp_path / "r.json")]) == 1
+    out = capsys.readouterr().out
+    assert "missing_image [image 2]" in out and "unknown_category [image 1, annotation 103]" in out
+    assert json.loads((tmp_path / "r.json").read_text())["counts"]["unknown_category"] == 1
+
+
 def test_unreadable_image_at_getitem_is_replaced_or_skipped(tmp_path):
     path = _broken(tmp_path)
     (tmp_path / "ok.png").write_bytes(b"not a png at all")  # corrupt after validation

@@ -569,7 +569,9 @@ def _lin_y(vx: float, vy: float, px: float, py: float, x: float) -> float:
     return vy + (py - vy) * (x - vx) / (px - vx)
 
 
-def _render_room(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, _Room]:
+def _render_room(
+    rng: np.random.Generator, w: int, h: int, decorations: bool = True
+) -> tuple[np.ndarray, _Room]:
     """Room background [h, w, 3] float32 with perspective walls/floor + its geometry."""
     vx = w * rng.uniform(0.25, 0.75)
     vy = h * rng.uniform(0.3, 0.48)
@@ -632,7 +634,7 @@ def _render_room(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray, 
     # skirting board
     cv2.line(img, (int(bx0), int(floor_y)), (int(bx1), int(floor_y)), _shade(wall, 0.6), max(1, h // 160))
     # decorations: window / door / pictures on the back wall, rug on the floor
-    if True:
+    if decorations:
         for _ in range(int(rng.integers(0, 3))):
             ww = (bx1 - bx0) * rng.uniform(0.1, 0.25)
             wh = (floor_y - by0) * rng.uniform(0.2, 0.5)
@@ -767,7 +769,7 @@ def generate_scene(seed: int | Iterable[int] = 0, config: SynthConfig | None = N
 def _render(
     rng: np.random.Generator, cfg: SynthConfig, W: int, H: int, size_scale: float = 1.0
 ) -> SyntheticScene:
-    img, room = _render_room(rng, W, H)
+    img, room = _render_room(rng, W, H, cfg.decorations)
     light_dx = float(rng.uniform(-1, 1))
     weights = np.asarray(cfg.class_weights, np.float64)
     weights = weights / weights.sum()
