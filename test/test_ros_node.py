@@ -312,7 +312,7 @@ def test_model_parameters_apply_after_reconfigure(node, probe, label_map):
     assert node.log().count("configured: yolact") == 2
 
 
-def test_bad_weights_leave_the_node_unconfigured_and_alive(checkpoint, tmp_path):
+def test_bad_weights_leave_the_node_unconfigured_and_alive(tmp_path):
     missing = tmp_path / "missing.pth"
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"this is not a checkpoint" * 100)
@@ -329,9 +329,18 @@ def test_bad_weights_leave_the_node_unconfigured_and_alive(checkpoint, tmp_path)
         assert not p.transition("configure")
         assert p.state() == "unconfigured" and proc.alive()
         assert f"configure failed: cannot load 'yolact' model from weights='{corrupt}'" in proc.log()
-        # a good file afterwards configures fine: the failure left nothing behind
-        assert all(r.successful for r in p.set_params(model__weights=str(checkpoint)))
+        # another model afterwards configures fine: the failures left nothing behind. This one is the
+        # YOLO+FCN family from a package:// model config (tiny, random weights)
+        assert all(
+            r.successful
+            for r in p.set_params(
+                model__family="yolo_fcn",
+                model__weights="",
+                model__config="package://instaseg_ros/config/models/yolo_fcn_tiny_random.yaml",
+            )
+        )
         assert p.transition("configure") and p.state() == "inactive"
+        assert proc.wait_log("configured: yolo_fcn (5 classes)", 10)
     finally:
         if p is not None:
             p.close()
