@@ -373,6 +373,19 @@ def test_synthetic_coco_round_trip(tmp_path):
         np.testing.assert_array_equal(t["labels"], sc.labels)
 
 
+def test_stale_synthetic_cache_is_flagged(tmp_path, caplog):
+    from instaseg_ros.data.synthetic import GENERATOR_VERSION
+
+    path = write_coco(tmp_path, [generate_scene(0, SynthConfig(width=96, height=64))])
+    assert CocoDataset(path).generator_version == GENERATOR_VERSION and not caplog.records
+    gt = json.loads(path.read_text())
+    gt["info"]["generator_version"] = GENERATOR_VERSION - 1
+    path.write_text(json.dumps(gt))
+    with caplog.at_level("WARNING"):
+        CocoDataset(path)
+    assert "re-render" in caplog.text
+
+
 def test_file_level_errors_are_specific(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.json"):
         CocoDataset(tmp_path / "nope.json")

@@ -254,7 +254,7 @@ class CocoDataset:
         self.include_crowd = include_crowd
         self.validation_report = ValidationReport(source=str(self.ann_file))
         data = self._load_json()
-        self._gt_source = data
+        self._check_provenance(data)
         self._build_label_map(data["categories"], class_names, aliases or {})
         self._images: list[_Img] = self._parse(data, check_files, skip_empty)
         self._bad_indices: set[int] = set()
@@ -278,6 +278,23 @@ class CocoDataset:
             raise ValueError(f"COCO annotation file {self.ann_file}: key 'annotations' must be a list")
         data.setdefault("annotations", [])
         return data
+
+    def _check_provenance(self, data: dict[str, Any]) -> None:
+        """Warn when the file is a synthetic set rendered by another generator version."""
+        info = data.get("info") if isinstance(data.get("info"), dict) else {}
+        self.generator_version: int | None = None
+        if str(info.get("description", "")).startswith("instaseg_ros synthetic"):
+            from instaseg_ros.data.synthetic import GENERATOR_VERSION
+
+            self.generator_version = int(info.get("generator_version", 1))
+            if self.generator_version != GENERATOR_VERSION:
+                log.warning(
+                    "%s was rendered by synthetic generator version %d but the current one is %d: "
+                    "scenes generated now (e.g. a validation set) differ from it; delete and re-render it",
+                    self.ann_file,
+                    self.generator_version,
+                    GENERATOR_VERSION,
+                )
 
     def _build_label_map(self, categories: list[dict], class_names: Any, aliases: dict[str, str]) -> None:
         cats: dict[int, str] = {}

@@ -32,6 +32,10 @@ import numpy as np
 
 CLASS_NAMES: list[str] = ["person", "chair", "couch", "dining table", "toilet"]
 
+# Bumped whenever the same seed renders different pixels or masks; written into every COCO
+# ``info`` so caches rendered by an older generator can be detected (CocoDataset warns).
+GENERATOR_VERSION = 2
+
 # real-world height range (m) per class
 _HEIGHT_M = {0: (1.5, 1.9), 1: (0.8, 1.0), 2: (0.75, 0.95), 3: (0.72, 0.8), 4: (0.7, 0.8)}
 _MAX_ASPECT = {0: 0.46, 1: 0.62, 2: 2.8, 3: 2.5, 4: 0.62}  # largest width/height each drawer makes
@@ -311,7 +315,7 @@ def _draw_person(rng: np.random.Generator, ph: int) -> _Canvas:
         _pick(rng, _PANTS),
         _pick(rng, [(20, 20, 20), (50, 50, 60), (200, 200, 200)]),
     )
-    thick_leg = H * rng.uniform(0.075, 0.09)
+    thick_leg = H * rng.uniform(0.09, 0.11)
     spread = rng.uniform(0.0, 0.08) * W
     hip_y, foot_y = H * 0.5, H - thick_leg * 0.5 - H * 0.02
     for side in (-1, 1):
@@ -334,11 +338,11 @@ def _draw_person(rng: np.random.Generator, ph: int) -> _Canvas:
         c.rect(W * 0.29, H * 0.49, W * 0.71, H * 0.53, _shade(pants, 0.8))
     # arms: upper arm + forearm, swing outward
     long_sleeve = rng.random() < 0.5
-    arm_t = H * 0.055
+    arm_t = H * 0.07
     for side in (-1, 1):
         sx, sy = W / 2 + side * W * 0.25, H * 0.2
-        a1 = rng.uniform(0.05, 0.5)
-        a2 = a1 + rng.uniform(-0.2, 0.9)
+        a1 = rng.uniform(0.05, 0.35)
+        a2 = a1 + rng.uniform(-0.2, 0.7)
         ex, ey = sx + side * math.sin(a1) * H * 0.16, sy + math.cos(a1) * H * 0.16
         hx, hy = ex + side * math.sin(a2) * H * 0.15, ey + math.cos(a2) * H * 0.15
         m = arm_t / 2 + 1
@@ -362,14 +366,14 @@ def _draw_chair(rng: np.random.Generator, ph: int) -> _Canvas:
     frame = _pick(rng, _WOOD + [(30, 30, 30), (220, 220, 220), (40, 40, 160), (150, 90, 40)], 10)
     seatc = frame if rng.random() < 0.5 else _pick(rng, _FABRIC)
     dark = _shade(frame, 0.7)
-    lt = max(1.0, W * rng.uniform(0.05, 0.075))
+    lt = max(1.0, W * rng.uniform(0.1, 0.13))
     seat_y = H * rng.uniform(0.47, 0.53)
     depth = H * 0.07
     # rear legs (farther: end higher), then back, seat, front legs
     for x in (W * 0.3, W - lt / 2 - 1):
         c.rect(x - lt / 2, seat_y - depth, x + lt / 2, H * 0.93, dark)
     bx0, bx1 = W * 0.26, W - 1
-    if rng.random() < 0.5:  # solid back panel
+    if rng.random() < 0.6:  # solid back panel
         c.poly(
             [(bx0, seat_y - depth), (bx0, H * 0.02), (bx1, 0), (bx1, seat_y - depth)],
             seatc,
@@ -449,8 +453,8 @@ def _draw_table(rng: np.random.Generator, ph: int) -> _Canvas:
     W, H = pw, ph
     col = _pick(rng, _WOOD + [(235, 235, 235), (30, 30, 30), (150, 150, 150)], 10)
     top_d = H * rng.uniform(0.12, 0.2)
-    apron = H * rng.uniform(0.05, 0.1)
-    lt = max(1.0, min(W * 0.04, H * 0.08))
+    apron = H * rng.uniform(0.08, 0.14)
+    lt = max(1.0, min(W * rng.uniform(0.045, 0.06), H * 0.12))
     inset = W * rng.uniform(0.07, 0.12)
     # rear legs (visible between the front ones, end higher)
     for x in (inset + lt, W - inset - lt):
@@ -990,6 +994,10 @@ class SyntheticDataset:
 # --------------------------------------------------------------------------- writers
 
 
+def _provenance() -> dict[str, Any]:
+    return {"generator": "instaseg_ros.data.synthetic", "generator_version": GENERATOR_VERSION}
+
+
 def coco_categories() -> list[dict[str, Any]]:
     """COCO categories of the synthetic set: ids 1..5 in ``CLASS_NAMES`` order."""
     return [{"id": i + 1, "name": n, "supercategory": "indoor"} for i, n in enumerate(CLASS_NAMES)]
@@ -1042,7 +1050,7 @@ def scenes_to_coco(
         images.append(rec)
         anns.extend(scene_annotations(sc, iid, len(anns) + 1))
     return {
-        "info": {"description": "instaseg_ros synthetic indoor scenes"},
+        "info": {"description": "instaseg_ros synthetic indoor scenes", **_provenance()},
         "licenses": [],
         "images": images,
         "annotations": anns,
@@ -1086,7 +1094,7 @@ def write_coco(
         images.append(rec)
         anns.extend(scene_annotations(sc, iid, len(anns) + 1))
     coco = {
-        "info": {"description": "instaseg_ros synthetic indoor scenes"},
+        "info": {"description": "instaseg_ros synthetic indoor scenes", **_provenance()},
         "licenses": [],
         "images": images,
         "annotations": anns,
@@ -1181,6 +1189,7 @@ def write_synthetic_bag(
     gt = {
         "info": {
             "description": "instaseg_ros synthetic rosbag ground truth",
+            **_provenance(),
             "image_topic": spec.image_topic,
             "rate_hz": spec.rate,
             "seed": seed,
