@@ -121,3 +121,36 @@ def test_as_dataset_transform_and_config_from_yaml_mapping():
         _consistent(img, t, 20)
     with pytest.raises(ValueError, match="unknown keys"):
         AugmentConfig.from_dict({"flip": 0.5})
+
+
+class _Same:
+    """Every index is the same sample, so only the augmentation makes outputs differ."""
+
+    def __init__(self, transform):
+        self.sample = _sample()
+        self.transform = transform
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        img, t = self.sample
+        return self.transform(img.copy(), dict(t))
+
+
+def test_dataloader_workers_and_epochs_get_different_but_reproducible_augmentations():
+    import torch
+
+    def run():
+        torch.manual_seed(0)
+        ds = _Same(build_transform(AugmentConfig(seed=5, hflip=0.5, scale_crop=1.0, photometric=1.0)))
+        loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2, collate_fn=lambda b: b[0])
+        return [img for _ in range(2) for img, _ in loader]
+
+    a = run()
+    # worker 0 serves samples 0, 2, ...; worker 1 serves 1, 3, ...: their first outputs must differ,
+    # and so must the first sample of epoch 1 and epoch 2
+    assert not np.array_equal(a[0], a[1])
+    assert not np.array_equal(a[0], a[8])
+    b = run()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -11,6 +11,7 @@ the transform) are dropped together with their label and crowd flag.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,12 +71,30 @@ class AugmentConfig:
 class Augmenter:
     """``(image [H,W,3] uint8, target) -> (image, target)`` with masks/boxes kept consistent."""
 
-    def __init__(self, pipeline: A.Compose, min_area: int = 4, min_fraction: float = 0.0) -> None:
+    def __init__(
+        self, pipeline: A.Compose, min_area: int = 4, min_fraction: float = 0.0, seed: int | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.min_area = int(min_area)
         self.min_fraction = float(min_fraction)
+        self.seed = seed
+        self._worker_seed: int | None = None
+
+    def _reseed_in_worker(self) -> None:
+        """DataLoader workers each get a copy of the pipeline with the same seeded RNG, and are
+        re-created every epoch: reseed from (seed, torch's per-worker seed) so workers and epochs
+        differ while a run stays reproducible under ``torch.manual_seed``."""
+        torch = sys.modules.get("torch")
+        info = torch.utils.data.get_worker_info() if torch is not None else None
+        if info is None or info.seed == self._worker_seed:
+            return
+        self._worker_seed = info.seed
+        self.pipeline.set_random_seed(
+            int(np.random.SeedSequence([self.seed or 0, info.seed]).generate_state(1)[0])
+        )
 
     def __call__(self, image: np.ndarray, target: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        self._reseed_in_worker()
         masks = np.asarray(target["masks"], np.uint8)
         n = len(masks)
         if n:
@@ -130,7 +149,7 @@ def build_transform(cfg: AugmentConfig | dict | None = None, train: bool = True)
         h, w = cfg.size
         ops.append(A.Resize(h, w, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST))
     pipe = A.Compose(ops, seed=cfg.seed)
-    return Augmenter(pipe, cfg.min_area, cfg.min_fraction if train else 0.0)
+    return Augmenter(pipe, cfg.min_area, cfg.min_fraction if train else 0.0, seed=cfg.seed)
 
 
 class _ScaleCrop(A.DualTransform):
