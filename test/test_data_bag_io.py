@@ -218,3 +218,17 @@ def test_synthetic_bag_matches_its_ground_truth(tmp_path):
         np.testing.assert_array_equal(cv2.imread(str(tmp_path / im["file_name"])), f.image)
     assert len(gt["annotations"]) == sum(len(f) for f in frames)
     assert [c["id"] for c in gt["categories"]] == [1, 2, 3, 4, 5]
+
+
+def test_synthetic_bag_with_compressed_images(tmp_path):
+    cfg = SynthConfig(width=96, height=72)
+    spec = BagSpec(num_frames=2, sequence_length=2, compressed="png")
+    bag, gt_path = write_synthetic_bag(tmp_path, seed=1, config=cfg, spec=spec)
+    topic = "/camera/color/image_raw/compressed"
+    assert bag_topics(bag)[topic] == ("sensor_msgs/msg/CompressedImage", 2)
+    assert json.loads(gt_path.read_text())["info"]["image_topic"] == topic
+    frames = list(iter_sequence_frames(1, 2, 2, cfg))
+    for (_, _, img), f in zip(iter_bag_images(bag, topic), frames):
+        np.testing.assert_array_equal(img, f.image)  # png is lossless
+    with pytest.raises(ValueError, match="compressed"):
+        write_synthetic_bag(tmp_path / "x", config=cfg, spec=BagSpec(num_frames=1, compressed="webp"))

@@ -40,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--rate", type=float, default=10.0, help="bag frame rate in Hz")
     p.add_argument("--sequence-length", type=int, default=30, help="frames per camera-motion sequence")
     p.add_argument("--with-images", action="store_true", help="bag mode: also write the frames as PNG")
+    p.add_argument(
+        "--compressed",
+        choices=["jpeg", "png"],
+        default=None,
+        help="bag mode: write sensor_msgs/CompressedImage on <topic>/compressed instead of raw bgr8",
+    )
     p.add_argument("--overwrite", action="store_true", help="bag mode: replace an existing OUT/bag")
     p.set_defaults(func=run)
     return p
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             rate=args.rate,
             sequence_length=args.sequence_length,
             write_images=args.with_images,
+            compressed=args.compressed,
         )
         if args.overwrite and (Path(args.out) / "bag").is_dir():
             shutil.rmtree(Path(args.out) / "bag")

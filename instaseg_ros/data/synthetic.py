@@ -1117,6 +1117,9 @@ class BagSpec:
         frame_id: header frame id.
         image_topic, info_topic: topic names.
         write_images: also write each frame as PNG under ``images/`` (file_name in the GT).
+        compressed: None for raw bgr8 Images, or "jpeg"/"png" to write
+            ``sensor_msgs/CompressedImage`` on ``<image_topic>/compressed`` instead.
+        extra: more keys for the ground truth's ``info``.
     """
 
     num_frames: int = 60
@@ -1127,6 +1130,7 @@ class BagSpec:
     image_topic: str = "/camera/color/image_raw"
     info_topic: str = "/camera/color/camera_info"
     write_images: bool = False
+    compressed: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -1148,8 +1152,9 @@ def write_synthetic_bag(
 ) -> tuple[Path, Path]:
     """Write ``out_dir/bag`` (rosbag2, mcap) and ``out_dir/ground_truth.json``.
 
-    The bag has ``sensor_msgs/Image`` bgr8 frames and ``sensor_msgs/CameraInfo`` with equal
-    header stamps; the COCO ground truth's images carry ``stamp_ns`` (= header stamp).
+    The bag has ``sensor_msgs/Image`` bgr8 frames (or CompressedImage, see ``BagSpec``) and
+    ``sensor_msgs/CameraInfo`` with equal header stamps; the COCO ground truth's images carry
+    ``stamp_ns`` (= header stamp).
     Returns (bag directory, ground-truth JSON path).
     """
     from instaseg_ros.data.bag_io import BagImageWriter, pinhole_camera_info
@@ -1168,7 +1173,12 @@ def write_synthetic_bag(
     info = pinhole_camera_info(cfg.width, cfg.height)
     images, anns = [], []
     period = 1e9 / spec.rate
-    with BagImageWriter(bag_path, spec.image_topic, spec.info_topic) as writer:
+    if spec.compressed not in (None, "jpeg", "png"):
+        raise ValueError(
+            f"write_synthetic_bag: compressed must be None, 'jpeg' or 'png', got {spec.compressed!r}"
+        )
+    topic = f"{spec.image_topic}/compressed" if spec.compressed else spec.image_topic
+    with BagImageWriter(bag_path, topic, spec.info_topic, compressed=spec.compressed) as writer:
         for k, sc in enumerate(iter_sequence_frames(seed, spec.num_frames, spec.sequence_length, cfg)):
             stamp = spec.start_ns + int(round(k * period))
             writer.write(sc.image, stamp, spec.frame_id, info)
@@ -1190,7 +1200,7 @@ def write_synthetic_bag(
         "info": {
             "description": "instaseg_ros synthetic rosbag ground truth",
             **_provenance(),
-            "image_topic": spec.image_topic,
+            "image_topic": topic,
             "rate_hz": spec.rate,
             "seed": seed,
             **spec.extra,
