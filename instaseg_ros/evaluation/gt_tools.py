@@ -213,7 +213,9 @@ _LS_PREFIX = re.compile(r"^[0-9a-f]{8}-")  # Label Studio prefixes uploaded file
 
 
 def _basename_key(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    from urllib.parse import unquote
+
+    base = unquote(name.replace("\\", "/").rsplit("/", 1)[-1])
     return _LS_PREFIX.sub("", base)
 
 

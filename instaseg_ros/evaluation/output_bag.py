@@ -72,6 +72,7 @@ class OutputBagWriter:
         class_names: list[str],
         prefix: str = "/instaseg",
         overwrite: bool = True,
+        debug_image: bool = True,
     ) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -93,10 +94,11 @@ class OutputBagWriter:
             "instance_mask": self._writer.add_connection(
                 f"{prefix}/instance_mask", "sensor_msgs/msg/Image", typestore=ts
             ),
-            "debug_image": self._writer.add_connection(
-                f"{prefix}/debug_image", "sensor_msgs/msg/Image", typestore=ts
-            ),
         }
+        if debug_image:
+            self._conns["debug_image"] = self._writer.add_connection(
+                f"{prefix}/debug_image", "sensor_msgs/msg/Image", typestore=ts
+            )
         self.count = 0
 
     @staticmethod
@@ -124,9 +126,9 @@ class OutputBagWriter:
         self.write_raw("image", stamp_ns, conv.numpy_to_image(np.ascontiguousarray(image), "bgr8", h))
         self.write_raw("detections", stamp_ns, conv.instances_to_detections(out.instances, h))
         self.write_raw("instance_mask", stamp_ns, conv.numpy_to_image(out.instance_ids, "mono16", h))
-        self.write_raw(
-            "debug_image", stamp_ns, conv.numpy_to_image(draw_instances(image, out.instances), "bgr8", h)
-        )
+        if "debug_image" in self._conns:
+            overlay = draw_instances(image, out.instances)
+            self.write_raw("debug_image", stamp_ns, conv.numpy_to_image(overlay, "bgr8", h))
         self.count += 1
 
     def close(self) -> None:

@@ -281,6 +281,7 @@ def render_html(outcome: EvalOutcome) -> str:
             _table(["", *STAT_COLUMNS], accuracy_rows(s["accuracy_counting_drops"])),
         ]
     parts += [
+        "<h2>Per-class AP and precision-recall</h2>",
         "<div class='grid'>",
         _img_tag(per_class_ap_png(s), "per-class AP bars"),
         _img_tag(pr_curve_png(s), "precision-recall curve at IoU 0.5"),
