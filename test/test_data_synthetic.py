@@ -83,6 +83,13 @@ def test_config_rejects_bad_values():
         SynthConfig(min_objects=5, max_objects=2)
 
 
+def test_config_from_yaml_mapping():
+    cfg = SynthConfig.from_dict({"width": 320, "height": 240, "size_range": [0.1, 0.5], "max_objects": 3})
+    assert cfg.size_range == (0.1, 0.5) and cfg.max_objects == 3
+    with pytest.raises(ValueError, match=r"unknown keys \['max_object'\]"):
+        SynthConfig.from_dict({"max_object": 3})
+
+
 def test_class_weights_restrict_classes():
     cfg = SynthConfig(width=320, height=240, class_weights=(0, 0, 0, 0, 1), min_objects=2)
     labels = np.concatenate([generate_scene(s, cfg).labels for s in range(5)])

@@ -96,6 +96,20 @@ class SynthConfig:
                 f"SynthConfig: size_range must satisfy 0 < min < max <= 2, got {self.size_range}"
             )
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> SynthConfig:
+        """Build from a YAML mapping; unknown keys raise a ValueError naming them."""
+        d = dict(d or {})
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"SynthConfig: unknown keys {unknown} (known: {sorted(cls.__dataclass_fields__)})"
+            )
+        for k in ("class_weights", "size_range"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
     @property
     def min_area(self) -> int:
         """Minimum visible area in pixels."""
