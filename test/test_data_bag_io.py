@@ -232,3 +232,26 @@ def test_synthetic_bag_with_compressed_images(tmp_path):
         np.testing.assert_array_equal(img, f.image)  # png is lossless
     with pytest.raises(ValueError, match="compressed"):
         write_synthetic_bag(tmp_path / "x", config=cfg, spec=BagSpec(num_frames=1, compressed="webp"))
+
+
+def test_interrupted_recording_is_recovered_up_to_the_damage(tmp_path):
+    frames = _frames(24, 120, 160)  # 57.6 kB each: rosbags closes a chunk every 1 MiB -> 2 chunks
+    write_bag_images(tmp_path / "bag", frames, info_topic="/info")
+    mcap = tmp_path / "bag" / "bag.mcap"
+    data = mcap.read_bytes()
+    (tmp_path / "cut").mkdir()
+    cut = tmp_path / "cut" / "bag.mcap"
+    cut.write_bytes(data[: int(len(data) * 0.9)])  # the second chunk and the summary are lost
+    with pytest.raises(BagError, match="truncated"):
+        list(iter_bag_images(cut, TOPIC))
+    got = list(iter_bag_images(cut, TOPIC, recover=True))
+    assert 10 <= len(got) < 24
+    for g, f in zip(got, frames):
+        assert (g[0], g[1]) == (f[0], f[1])
+        np.testing.assert_array_equal(g[2], f[2])
+    with pytest.raises(TopicNotFoundError, match="recoverable topics"):
+        list(iter_bag_images(cut, "/other", recover=True))
+    with pytest.raises(BagError, match="CameraInfo"):
+        list(iter_bag_images(cut, "/info", recover=True))
+    # an intact bag reads the same with or without recover
+    assert len(list(iter_bag_images(tmp_path / "bag", TOPIC, recover=True))) == 24

@@ -14,7 +14,9 @@ with the ROS 2 Jazzy type store (wire identical for Humble for these types).
 
 from __future__ import annotations
 
+import logging
 import shutil
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -129,8 +133,14 @@ def _check_path(path: str | Path) -> Path:
     return p
 
 
-def iter_bag_images(path: str | Path, topic: str) -> Iterator[tuple[int, str, np.ndarray]]:
+def iter_bag_images(
+    path: str | Path, topic: str, recover: bool = False
+) -> Iterator[tuple[int, str, np.ndarray]]:
     """Yield ``(stamp_ns, header_frame_id, bgr [H,W,3] uint8)`` for each image on ``topic``.
+
+    ``recover=True``: when an mcap bag cannot be opened (typically a recording that was
+    interrupted, so the file has no summary/footer), read the intact records sequentially
+    instead and stop at the first damaged one (a warning says how many frames were read).
 
     Raises:
         BagError: missing/unopenable/corrupt/truncated bag, or an undecodable message.
@@ -144,7 +154,12 @@ def iter_bag_images(path: str | Path, topic: str) -> Iterator[tuple[int, str, np
         reader = Reader(p)
         reader.open()
     except Exception as e:
-        raise _open_error(p, e) from e
+        err = _open_error(p, e)
+        if not recover or not _mcap_files(p):
+            raise err from e
+        log.warning("%s; recovering the intact messages", err)
+        yield from _recover_mcap_images(p, topic, ts)
+        return
     try:
         conns = [c for c in reader.connections if c.topic == topic]
         if not conns:
@@ -181,6 +196,98 @@ def iter_bag_images(path: str | Path, topic: str) -> Iterator[tuple[int, str, np
             reader.close()
         except Exception:  # noqa: S110  closing a damaged bag may fail again; the first error matters
             pass
+
+
+def _mcap_files(p: Path) -> list[Path]:
+    if p.is_file():
+        return [p] if p.suffix == ".mcap" else []
+    return sorted(p.glob("*.mcap"))
+
+
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def _mcap_records(buf: memoryview, pos: int, end: int) -> Iterator[tuple[int, memoryview]]:
+    """(opcode, body) of the complete records in ``buf[pos:end]``; stops at a cut record."""
+    while pos + 9 <= end:
+        op = buf[pos]
+        n = int.from_bytes(buf[pos + 1 : pos + 9], "little")
+        if pos + 9 + n > end:
+            return
+        yield op, buf[pos + 9 : pos + 9 + n]
+        pos += 9 + n
+
+
+def _mcap_str(b: memoryview, o: int) -> tuple[str, int]:
+    n = int.from_bytes(b[o : o + 4], "little")
+    return bytes(b[o + 4 : o + 4 + n]).decode("utf-8"), o + 4 + n
+
+
+def _recover_mcap_images(p: Path, topic: str, ts: Any) -> Iterator[tuple[int, str, np.ndarray]]:
+    """Sequential reader for damaged mcap files: schemas, channels, messages (also in chunks)."""
+    try:
+        from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+    except ImportError:  # pragma: no cover - rosbags internals moved
+        DECOMPRESSORS = {"": lambda x, _: x}
+    schemas: dict[int, str] = {}
+    channels: dict[int, tuple[str, str]] = {}
+    count = 0
+    damaged = ""
+    for f in _mcap_files(p):
+        buf = memoryview(f.read_bytes())
+        if bytes(buf[:8]) != _MCAP_MAGIC:
+            damaged = f"{f.name}: not an mcap file"
+            break
+
+        def handle(op: int, body: memoryview) -> Iterator[tuple[int, str, np.ndarray]]:
+            if op == 0x03:  # schema: id u16, name, encoding, data
+                schemas[int.from_bytes(body[0:2], "little")] = _mcap_str(body, 2)[0]
+            elif op == 0x04:  # channel: id u16, schema id u16, topic, encoding, metadata
+                cid = int.from_bytes(body[0:2], "little")
+                sid = int.from_bytes(body[2:4], "little")
+                channels[cid] = (_mcap_str(body, 4)[0], schemas.get(sid, ""))
+            elif op == 0x05:  # message: channel u16, sequence u32, log time u64, publish time u64, data
+                ch = channels.get(int.from_bytes(body[0:2], "little"))
+                if ch and ch[0] == topic and ch[1] in (IMAGE_TYPE, COMPRESSED_TYPE):
+                    msg = ts.deserialize_cdr(bytes(body[22:]), ch[1])
+                    yield _stamp_ns(msg.header), str(msg.header.frame_id), image_msg_to_bgr(msg)
+
+        for op, body in _mcap_records(buf, 8, len(buf)):
+            if op == 0x06:  # chunk: start, end, uncompressed size u64, crc u32, compression, records
+                comp, o = _mcap_str(body, 28)
+                n = int.from_bytes(body[o : o + 8], "little")
+                usize = int.from_bytes(body[16:24], "little")
+                crc = int.from_bytes(body[24:28], "little")
+                try:
+                    raw = memoryview(DECOMPRESSORS[comp](bytes(body[o + 8 : o + 8 + n]), usize))
+                    if crc and zlib.crc32(raw) != crc:
+                        raise ValueError("chunk checksum mismatch")
+                except Exception as e:
+                    damaged = f"{f.name}: damaged chunk ({type(e).__name__}: {e})"
+                    break
+                for op2, body2 in _mcap_records(raw, 0, len(raw)):
+                    for item in handle(op2, body2):
+                        count += 1
+                        yield item
+            elif op in (0x03, 0x04, 0x05):
+                for item in handle(op, body):
+                    count += 1
+                    yield item
+            elif op == 0x0F:  # data end: the rest is the summary
+                break
+        if damaged:
+            break
+    types = {m for t, m in channels.values() if t == topic}
+    if not types:
+        topics = sorted({f"{t} ({m})" for t, m in channels.values()})
+        raise TopicNotFoundError(f"topic {topic!r} is not among the recoverable topics of {p}: {topics}")
+    if not types & {IMAGE_TYPE, COMPRESSED_TYPE}:
+        raise BagError(
+            f"topic {topic!r} in {p} has type {sorted(types)[0]}, expected {IMAGE_TYPE} or {COMPRESSED_TYPE}"
+        )
+    log.warning(
+        "recovered %d images on %s from %s%s", count, topic, p, f" (stopped at {damaged})" if damaged else ""
+    )
 
 
 @dataclass
