@@ -223,3 +223,17 @@ def test_gt_tools_rejects_unknown_file_names(synth, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "match no extracted frame" in err and "holiday.jpg" in err
+
+
+def test_compressed_bag_topic_defaults_to_the_ground_truth_topic(tmp_path, capsys):
+    """A CompressedImage (png) bag; --topic omitted: the GT's info.image_topic is used."""
+    from instaseg_ros.data.synthetic import BagSpec, SynthConfig, write_synthetic_bag
+
+    cfg = SynthConfig(width=128, height=96, min_objects=2, max_objects=3, max_distractors=0)
+    spec = BagSpec(num_frames=3, sequence_length=3, write_images=True, compressed="png")
+    bag, gt = write_synthetic_bag(tmp_path / "c", seed=5, config=cfg, spec=spec)
+    rc = main(["eval-bag", str(bag), "--gt", str(gt), "--model", "oracle", "--out", str(tmp_path / "o"),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    s = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert s["topic"] == TOPIC + "/compressed" and s["accuracy"]["segm"]["AP"] == pytest.approx(1.0)

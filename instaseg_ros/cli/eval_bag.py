@@ -41,7 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("bag", help="rosbag2 folder (mcap or sqlite3) or a single .mcap/.db3 file")
     p.add_argument("--gt", required=True, help="ground-truth COCO JSON with images[*].stamp_ns")
     p.add_argument(
-        "--topic", default="/camera/color/image_raw", help="image topic (Image or CompressedImage)"
+        "--topic",
+        default=None,
+        help="image topic (Image or CompressedImage); default: the ground truth's info.image_topic, "
+        "else /camera/color/image_raw",
     )
     p.add_argument("--mode", choices=("offline", "live"), default="offline")
     p.add_argument("--out", required=True, help="output folder for report.html, summary.md, metrics.json")
@@ -140,10 +143,11 @@ def run(args: argparse.Namespace) -> int:
         plugins.append("instaseg_ros.evaluation.oracle")
     if args.model == "oracle" and not args.weights:
         args.weights = args.gt
+    topic = args.topic or _gt_topic(args.gt) or "/camera/color/image_raw"
     cfg = BagEvalConfig(
         bag=args.bag,
         gt=args.gt,
-        topic=args.topic,
+        topic=topic,
         mode=args.mode,
         model=ModelSpec(args.model, args.weights, args.config, args.device, args.precision, params, plugins),
         stamp_tolerance_ns=int(round(args.stamp_tolerance_ms * 1e6)),
@@ -181,6 +185,19 @@ def run(args: argparse.Namespace) -> int:
     if args.output_bag:
         print(f"output bag: {args.output_bag}")
     return 0
+
+
+def _gt_topic(path: str) -> str | None:
+    """``info.image_topic`` of a ground-truth JSON, if it is readable and has one."""
+    import json
+
+    try:
+        with open(path) as f:
+            info = json.load(f).get("info", {})
+    except (OSError, ValueError, AttributeError):
+        return None  # the evaluation itself reports the problem with the file
+    topic = info.get("image_topic") if isinstance(info, dict) else None
+    return topic if isinstance(topic, str) and topic else None
 
 
 def _pct(v: float | None) -> str:

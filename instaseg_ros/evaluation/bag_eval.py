@@ -384,7 +384,7 @@ def run_offline(
         wall,
         list(segmenter.class_names),
         peak_rss_mb(),
-        "evaluator process (model + bag reading)",
+        "evaluator process: model + bag reading",
         cuda_mb,
         {
             "model": {

@@ -73,6 +73,18 @@ def key_numbers(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("peak memory (RSS)", f"{_f(mem['peak_rss_mb'], 0, unit=' MB')} ({mem['peak_rss_of']})"),
         ("peak CUDA memory allocated", _f(mem.get("cuda_max_allocated_mb"), 0, unit=" MB")),
     ]
+    diag = (s.get("live") or {}).get("node_diagnostics") or {}
+    if diag:
+        rows += [
+            (
+                "node's own count: received / processed / dropped (newest-frame mailbox)",
+                " / ".join(diag.get(k, "?") for k in ("received", "processed", "dropped")),
+            ),
+            (
+                "node's inference time p50 / p95",
+                f"{diag.get('inference_ms_p50', '?')} / {diag.get('inference_ms_p95', '?')} ms",
+            ),
+        ]
     return rows
 
 
