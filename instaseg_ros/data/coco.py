@@ -231,6 +231,9 @@ class CocoDataset:
         class_names: [C] model class names; ``labels`` index this list.
         category_ids: [C] COCO category id of each class (for ``instances_to_coco``).
         validation_report: the :class:`ValidationReport` (load- and read-time problems).
+            Read-time problems found inside DataLoader worker processes stay in those
+            workers (they are logged); ``python -m instaseg_ros.data.coco ANN --decode``
+            finds every problem up front.
     """
 
     def __init__(
