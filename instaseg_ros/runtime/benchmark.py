@@ -1,0 +1,450 @@
+"""Benchmark harness: every available backend on the same images, stage by stage, plus a peer.
+
+Each timed run of a batch measures, with device synchronisation between stages:
+
+* ``pre``: ``preprocess`` (validation, resize/letterbox, normalisation, upload);
+* ``net``: the network(s) through the backend, i.e. ``forward_raw`` plus, for YOLO+FCN, the FCN
+  mask head that post-processing calls on the box crops;
+* ``post``: the rest of ``postprocess`` (softmax/decoding, NMS, mask assembly/pasting, building
+  ``Instances`` with full-resolution bool masks);
+* ``e2e``: wall time from the BGR images to the list of ``Instances``.
+
+The peer is torchvision's Mask R-CNN ResNet-50 FPN (random init, ``weights=None``), split the same
+way (``transform`` / backbone + RPN + ROI heads / ``transform.postprocess`` + mask threshold), on
+the same images, batch sizes and torch threads, with the same score threshold and detection cap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from instaseg_ros.core.segmenter import InferenceParams
+from instaseg_ros.runtime.base import Backend
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+# ---------------------------------------------------------------------------------------- images
+def sample_images(
+    sources: Sequence[str | Path] | None = None,
+    num: int = 4,
+    size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """BGR uint8 images: from files/folders in ``sources``, else ``num`` synthetic indoor scenes.
+
+    Args:
+        sources: image files and/or folders (searched recursively); None/empty = synthetic.
+        num: how many images (the first ``num`` files, sorted; or ``num`` generated scenes).
+        size: (width, height) of generated scenes.
+    Raises:
+        FileNotFoundError / ValueError naming the path when sources give no readable image.
+    """
+    if sources:
+        import cv2
+
+        files: list[Path] = []
+        for s in sources:
+            p = Path(s)
+            if p.is_dir():
+                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            elif p.is_file():
+                files.append(p)
+            else:
+                raise FileNotFoundError(f"image source {p} does not exist")
+        images = []
+        for f in files:
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is not None:
+                images.append(img)
+            if len(images) == num:
+                break
+        if not images:
+            raise ValueError(f"no readable images in {list(map(str, sources))}")
+        return images
+    from instaseg_ros.data.synthetic import SynthConfig, generate_scene
+
+    cfg = SynthConfig(width=size[0], height=size[1])
+    return [generate_scene(seed + i, cfg).image for i in range(num)]
+
+
+# -------------------------------------------------------------------------------------- timing
+@dataclass
+class Stat:
+    """Median and 95th percentile of a list of durations, in milliseconds."""
+
+    median_ms: float
+    p95_ms: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Stat:
+        a = np.asarray(seconds, np.float64) * 1e3
+        return cls(float(np.median(a)), float(np.percentile(a, 95)))
+
+
+@dataclass
+class BenchRow:
+    """Timings of one (model, backend, batch): stages per batch, throughput, workload."""
+
+    model: str
+    backend: str
+    device: str
+    precision: str
+    batch: int
+    warmup: int
+    runs: int
+    pre: Stat
+    net: Stat
+    post: Stat
+    e2e: Stat
+    images_per_s: float
+    detections_per_image: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class TimedBackend(Backend):
+    """Wraps a backend, accumulating synchronised time spent in its mask head (YOLO+FCN)."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.segmenter, inner.device, inner.precision)
+        self.inner = inner
+        self.name = inner.name
+        self.mask_head_s = 0.0
+
+    def __call__(self, tensor: torch.Tensor) -> Any:
+        return self.inner(tensor)
+
+    @property
+    def has_mask_head(self) -> bool:
+        return self.inner.has_mask_head
+
+    def mask_head(self, crops: torch.Tensor) -> torch.Tensor:
+        t0 = time.perf_counter()
+        out = self.inner.mask_head(crops)
+        self.inner.synchronize()
+        self.mask_head_s += time.perf_counter() - t0
+        return out
+
+    def synchronize(self) -> None:
+        self.inner.synchronize()
+
+    def info(self) -> dict[str, Any]:
+        return self.inner.info()
+
+
+def _batches(images: list[np.ndarray], batch: int, count: int) -> list[list[np.ndarray]]:
+    """``count`` batches of ``batch`` images cycling through ``images``."""
+    out, k = [], 0
+    for _ in range(count):
+        out.append([images[(k + j) % len(images)] for j in range(batch)])
+        k += batch
+    return out
+
+
+def time_segmenter(
+    seg: Any | None,
+    backend: Backend,
+    images: list[np.ndarray],
+    batch: int,
+    warmup: int,
+    runs: int,
+    params: InferenceParams,
+    model_name: str,
+) -> BenchRow:
+    """Stage timings of ``seg`` (None: ``backend.segmenter``) with its network(s) on ``backend``.
+
+    See the module docstring for the stages.
+    """
+    from instaseg_ros.runtime import BackendSegmenter
+
+    timed = TimedBackend(backend)
+    wrapped = BackendSegmenter(backend.segmenter if seg is None else seg, timed)
+    pre, net, post, e2e, dets = [], [], [], [], []
+    for i, imgs in enumerate(_batches(images, batch, warmup + runs)):
+        timed.mask_head_s = 0.0
+        t0 = time.perf_counter()
+        x, metas = wrapped.preprocess(imgs)
+        timed.synchronize()
+        t1 = time.perf_counter()
+        raw = wrapped.forward_raw(x)
+        timed.synchronize()
+        t2 = time.perf_counter()
+        out = wrapped.postprocess(raw, metas, params)
+        timed.synchronize()
+        t3 = time.perf_counter()
+        if i < warmup:
+            continue
+        pre.append(t1 - t0)
+        net.append(t2 - t1 + timed.mask_head_s)
+        post.append(t3 - t2 - timed.mask_head_s)
+        e2e.append(t3 - t0)
+        dets.append(sum(len(o) for o in out) / batch)
+    e = Stat.of(e2e)
+    return BenchRow(
+        model=model_name,
+        backend=backend.name,
+        device=backend.device,
+        precision=backend.precision,
+        batch=batch,
+        warmup=warmup,
+        runs=runs,
+        pre=Stat.of(pre),
+        net=Stat.of(net),
+        post=Stat.of(post),
+        e2e=e,
+        images_per_s=batch / (e.median_ms / 1e3),
+        detections_per_image=float(np.mean(dets)),
+        info=backend.info(),
+    )
+
+
+# ----------------------------------------------------------------------------------------- peer
+def build_maskrcnn_peer(
+    score_threshold: float, max_detections: int, min_size: int = 800, max_size: int = 1333
+) -> torch.nn.Module:
+    """torchvision Mask R-CNN ResNet-50 FPN, random init (no download), eval mode."""
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    torch.manual_seed(0)
+    model = maskrcnn_resnet50_fpn(
+        weights=None,
+        weights_backbone=None,
+        num_classes=91,
+        box_score_thresh=score_threshold,
+        box_detections_per_img=max_detections,
+        min_size=min_size,
+        max_size=max_size,
+    )
+    return model.eval()
+
+
+def time_maskrcnn(
+    model: torch.nn.Module,
+    images: list[np.ndarray],
+    batch: int,
+    warmup: int,
+    runs: int,
+    mask_threshold: float = 0.5,
+    model_name: str = "maskrcnn_resnet50_fpn",
+    device: str = "cpu",
+) -> BenchRow:
+    """Mask R-CNN split into pre (transform) / net (backbone, RPN, ROI heads) / post (paste, threshold)."""
+    dev = torch.device(device)
+    model = model.to(dev)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    pre, net, post, e2e, dets = [], [], [], [], []
+    with torch.inference_mode():
+        for i, imgs in enumerate(_batches(images, batch, warmup + runs)):
+            t0 = time.perf_counter()
+            tensors = [
+                torch.from_numpy(np.ascontiguousarray(im[..., ::-1])).to(dev).permute(2, 0, 1).float() / 255
+                for im in imgs
+            ]
+            sizes = [tuple(t.shape[-2:]) for t in tensors]
+            il, _ = model.transform(tensors)
+            sync()
+            t1 = time.perf_counter()
+            feats = model.backbone(il.tensors)
+            proposals, _ = model.rpn(il, feats)
+            detections, _ = model.roi_heads(feats, proposals, il.image_sizes)
+            sync()
+            t2 = time.perf_counter()
+            detections = model.transform.postprocess(detections, il.image_sizes, sizes)
+            results = [
+                (
+                    d["boxes"].cpu().numpy(),
+                    d["scores"].cpu().numpy(),
+                    (d["masks"][:, 0] > mask_threshold).cpu().numpy(),
+                )
+                for d in detections
+            ]
+            t3 = time.perf_counter()
+            if i < warmup:
+                continue
+            pre.append(t1 - t0)
+            net.append(t2 - t1)
+            post.append(t3 - t2)
+            e2e.append(t3 - t0)
+            dets.append(sum(len(r[0]) for r in results) / batch)
+    e = Stat.of(e2e)
+    return BenchRow(
+        model=model_name,
+        backend="torch",
+        device=str(dev),
+        precision="fp32",
+        batch=batch,
+        warmup=warmup,
+        runs=runs,
+        pre=Stat.of(pre),
+        net=Stat.of(net),
+        post=Stat.of(post),
+        e2e=e,
+        images_per_s=batch / (e.median_ms / 1e3),
+        detections_per_image=float(np.mean(dets)),
+        info={
+            "weights": None,
+            "min_size": model.transform.min_size[0],
+            "max_size": model.transform.max_size,
+            "box_score_thresh": model.roi_heads.score_thresh,
+            "detections_per_img": model.roi_heads.detections_per_img,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------- machine
+def machine_info() -> dict[str, Any]:
+    """CPU/GPU, core counts, load, library versions, date (UTC) and git commit."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda_available": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    for mod in ("torchvision", "onnxruntime", "onnx", "tensorrt"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            info[mod] = None
+    try:
+        info["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip() or None  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = None
+    return info
+
+
+# ------------------------------------------------------------------------------------------ report
+def format_table(rows: Sequence[BenchRow]) -> str:
+    """One table: stage medians/p95 per batch (ms), images/s, detections per image."""
+    head = (
+        f"{'model':<24} {'backend':<12} {'device':<7} {'prec':<5} {'batch':>5} "
+        f"{'pre ms med/p95':>15} {'net ms med/p95':>17} {'post ms med/p95':>16} {'e2e ms med/p95':>17} "
+        f"{'img/s':>7} {'det/img':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+
+        def s(x: Stat) -> str:
+            return f"{x.median_ms:.1f}/{x.p95_ms:.1f}"
+
+        lines.append(
+            f"{r.model:<24.24} {r.backend:<12} {r.device:<7.7} {r.precision:<5} {r.batch:>5} "
+            f"{s(r.pre):>15} {s(r.net):>17} {s(r.post):>16} {s(r.e2e):>17} "
+            f"{r.images_per_s:>7.2f} {r.detections_per_image:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def throughput_summary(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
+    """Per (model, backend): images/s at batch 1 and at the best batch."""
+    groups: dict[tuple[str, str, str], list[BenchRow]] = {}
+    for r in rows:
+        groups.setdefault((r.model, r.backend, r.precision), []).append(r)
+    out = []
+    for (model, backend, prec), rs in groups.items():
+        b1 = next((r for r in rs if r.batch == 1), None)
+        best = max(rs, key=lambda r: r.images_per_s)
+        out.append(
+            {
+                "model": model,
+                "backend": backend,
+                "precision": prec,
+                "images_per_s_batch1": b1.images_per_s if b1 else None,
+                "e2e_ms_batch1_median": b1.e2e.median_ms if b1 else None,
+                "best_batch": best.batch,
+                "images_per_s_best": best.images_per_s,
+            }
+        )
+    return out
+
+
+def format_summary(summary: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        f"{'model':<24} {'backend':<12} {'prec':<5} {'img/s @1':>9} {'best batch':>10} {'img/s @best':>11}"
+    ]
+    for s in summary:
+        b1 = f"{s['images_per_s_batch1']:.2f}" if s["images_per_s_batch1"] is not None else "-"
+        lines.append(
+            f"{s['model']:<24.24} {s['backend']:<12} {s['precision']:<5} {b1:>9} {s['best_batch']:>10} "
+            f"{s['images_per_s_best']:>11.2f}"
+        )
+    return "\n".join(lines)
+
+
+def rows_to_json(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]
+
+
+def write_results(path: str | Path, payload: dict[str, Any]) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    return p
+
+
+def run_model_backends(
+    seg: Any,
+    model_name: str,
+    backends: dict[str, Callable[[], Backend]],
+    images: list[np.ndarray],
+    batches: Sequence[int],
+    warmup: int,
+    runs: int,
+    params: InferenceParams,
+    log: Callable[[str], None] = print,
+) -> tuple[list[BenchRow], dict[str, str]]:
+    """Time each backend factory's segmenter; returns rows and {backend: reason} for those skipped."""
+    from instaseg_ros.runtime.base import BackendUnavailableError
+
+    rows, skipped = [], {}
+    for name, make in backends.items():
+        try:
+            t0 = time.perf_counter()
+            be = make()
+            log(f"[{model_name}] backend {name} ready in {time.perf_counter() - t0:.1f} s")
+        except (BackendUnavailableError, NotImplementedError, ValueError) as e:
+            skipped[name] = str(e)
+            log(f"[{model_name}] backend {name} skipped: {e}")
+            continue
+        for b in batches:
+            row = time_segmenter(None, be, images, b, warmup, runs, params, model_name)
+            rows.append(row)
+            log(
+                f"[{model_name}] {name} batch {b}: e2e {row.e2e.median_ms:.1f} ms/batch, "
+                f"{row.images_per_s:.2f} img/s"
+            )
+        be.close()
+    return rows, skipped
