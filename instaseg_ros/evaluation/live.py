@@ -215,11 +215,17 @@ def run_live(
     col = _Collected()
 
     ctx = rclpy.context.Context()
-    rclpy.init(context=ctx)
+    try:  # keep Ctrl-C a KeyboardInterrupt in this process (the CLI turns it into a clean exit)
+        from rclpy.signals import SignalHandlerOptions
+
+        rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
+    except (ImportError, TypeError):
+        rclpy.init(context=ctx)
     node = rclpy.create_node(f"instaseg_eval_player_{os.getpid()}", context=ctx)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
-    spin = threading.Thread(target=_spin, args=(executor, ctx), daemon=True)
+    spin_stop = threading.Event()
+    spin = threading.Thread(target=_spin, args=(executor, ctx, spin_stop), daemon=True)
     writer = None
     wlock = threading.Lock()
     log_file = Path(tempfile.mkstemp(prefix="instaseg_eval_node_", suffix=".log")[1])
@@ -310,12 +316,13 @@ def run_live(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        spin_stop.set()
+        if spin.is_alive():
+            spin.join(timeout=5)
         executor.shutdown(timeout_sec=2)
         node.destroy_node()
         if ctx.ok():
             rclpy.shutdown(context=ctx)
-        if spin.is_alive():
-            spin.join(timeout=5)
         if writer is not None:
             writer.close()
 
@@ -364,9 +371,9 @@ def run_live(
     )
 
 
-def _spin(executor: Any, ctx: Any) -> None:
+def _spin(executor: Any, ctx: Any, stop: threading.Event) -> None:
     try:
-        while ctx.ok():
+        while ctx.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.05)
     except Exception:  # noqa: BLE001 - shutdown races end the spin thread quietly
         pass
