@@ -18,7 +18,11 @@ RESNET_SPECS: dict[str, tuple[str, list[int]]] = {
     "resnet34": ("basic", [3, 4, 6, 3]),
     "resnet50": ("bottleneck", [3, 4, 6, 3]),
     "resnet101": ("bottleneck", [3, 4, 23, 3]),
+    "resnet18_slim": ("basic", [2, 2, 2, 2]),
 }
+# stem/stage-1 width per ResNet (default 64); "resnet18_slim" is a half-width ResNet-18 for
+# small CPU models trained from scratch (4x fewer multiply-adds, no official weights exist)
+RESNET_BASE_WIDTH: dict[str, int] = {"resnet18_slim": 32}
 
 
 class BasicBlock(nn.Module):
@@ -83,16 +87,17 @@ class ResNetBackbone(nn.Module):
         if name not in RESNET_SPECS:
             raise ValueError(f"unknown ResNet {name!r}; known: {sorted(RESNET_SPECS)}")
         kind, counts = RESNET_SPECS[name]
+        base = RESNET_BASE_WIDTH.get(name, 64)
         block = Bottleneck if kind == "bottleneck" else BasicBlock
         self.name = name
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(3, base, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layers = nn.ModuleList()
         self.channels: list[int] = []
-        inplanes = 64
-        for stage, (planes, n) in enumerate(zip((64, 128, 256, 512), counts)):
+        inplanes = base
+        for stage, (planes, n) in enumerate(zip((base, 2 * base, 4 * base, 8 * base), counts)):
             stride = 1 if stage == 0 else 2
             out = planes * block.expansion
             downsample = None

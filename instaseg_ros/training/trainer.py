@@ -1,0 +1,522 @@
+"""The generic training loop shared by every model family.
+
+A :class:`TrainTask` supplies the model, the datasets, the loss of a batch, validation and
+checkpoint writing; :class:`Trainer` does the rest:
+
+* optimiser (SGD/Adam/AdamW) with linear warm-up and cosine / step / constant decay per iteration,
+* mixed precision on CUDA (``torch.autocast`` + ``GradScaler``), gradient clipping,
+* DDP when launched by ``torchrun`` (``WORLD_SIZE`` > 1): process group, ``DistributedSampler``,
+  only rank 0 validates and writes,
+* tqdm progress (loss, images/s), CSV + TensorBoard scalars, a loss-curve PNG,
+* periodic validation (COCO box/mask AP via :mod:`instaseg_ros.evaluation.coco_eval`),
+  best-checkpoint selection, resumable state (``last_state.pth``),
+* a final validation report (``report.json`` + ``report.md``) of the best checkpoint.
+
+Output folder::
+
+    config.yaml  metrics.csv  val.csv  tb/  loss_curve.png  last_state.pth
+    best.pth  final.pth  report.json  report.md  data_report.json (dataset problems, if any)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from instaseg_ros.training.config import ExperimentConfig, OptimConfig
+
+log = logging.getLogger(__name__)
+
+
+class TrainTask(ABC):
+    """What a model family provides to :class:`Trainer`.
+
+    Attributes:
+        module: the trainable ``nn.Module`` (its state dict is what ``last_state.pth`` stores).
+    """
+
+    module: nn.Module
+
+    @abstractmethod
+    def train_dataset(self) -> Any:
+        """Map-style dataset of ``(image, target)`` samples (augmented)."""
+
+    @abstractmethod
+    def val_dataset(self) -> Any | None:
+        """Validation dataset (no augmentation) with ``coco_gt()``, or None."""
+
+    @abstractmethod
+    def collate(self, samples: list) -> Any:
+        """List of samples -> one batch (CPU tensors)."""
+
+    @abstractmethod
+    def loss(self, module: nn.Module, batch: Any, device: torch.device) -> dict[str, Tensor]:
+        """Forward ``batch`` through ``module`` (maybe DDP-wrapped) -> loss terms incl. ``total``."""
+
+    @abstractmethod
+    def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
+        """COCO metrics of the current weights on ``dataset`` (``evaluate_coco`` layout)."""
+
+    @abstractmethod
+    def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
+        """Write a checkpoint that the family's segmenter loads (``build_segmenter(weights=path)``)."""
+
+    def load_inference(self, path: Path) -> None:
+        """Load weights written by :meth:`save_inference` into ``module`` (for the final report)."""
+        raise NotImplementedError
+
+    def data_reports(self) -> dict[str, Any]:
+        """Problems found in the datasets (bad annotations, unreadable images), per split."""
+        return {}
+
+
+def lr_factor(it: int, cfg: OptimConfig) -> float:
+    """Multiplier of ``cfg.lr`` at iteration ``it`` (warm-up x decay)."""
+    warm = 1.0
+    if cfg.warmup_iters > 0 and it < cfg.warmup_iters:
+        warm = cfg.warmup_factor + (1.0 - cfg.warmup_factor) * it / cfg.warmup_iters
+    if cfg.schedule == "cosine":
+        t = min(it, cfg.max_iters) / cfg.max_iters
+        decay = cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * t))
+    elif cfg.schedule == "step":
+        decay = cfg.gamma ** sum(it >= s for s in cfg.steps)
+    else:
+        decay = 1.0
+    return warm * decay
+
+
+def build_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD / Adam / AdamW; no weight decay on biases and normalisation parameters."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (no_decay if p.dim() <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@dataclass
+class DistInfo:
+    """Distributed context (world size 1 without torchrun)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> tuple[DistInfo, torch.device]:
+    """Initialise ``torch.distributed`` when launched by torchrun (``WORLD_SIZE`` > 1).
+
+    Returns the context and the device of this process (``cuda:LOCAL_RANK`` on GPUs).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), torch.device(device)
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device.startswith("cuda") and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistInfo(rank, local, world), torch.device(f"cuda:{local}" if use_cuda else "cpu")
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.run` returns."""
+
+    out_dir: Path
+    iterations: int
+    best_metric: float
+    best_iteration: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Runs ``cfg`` on ``task``; see the module docstring.
+
+    Args:
+        cfg: the experiment config.
+        task: the family task.
+        out_dir: output folder (created).
+        device: "cpu", "cuda", "cuda:1" (torchrun picks ``cuda:LOCAL_RANK``).
+        resume: a ``last_state.pth`` to continue from.
+        progress: show a tqdm bar.
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        task: TrainTask,
+        out_dir: str | Path,
+        device: str = "cpu",
+        resume: str | Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.task = task
+        self.out = Path(out_dir)
+        self.dist, self.device = init_distributed(device)
+        self.resume = Path(resume) if resume else None
+        self.progress = progress and self.dist.main
+        if cfg.train.num_threads > 0:
+            torch.set_num_threads(cfg.train.num_threads)
+
+    # ------------------------------------------------------------------ helpers
+    def _loader(self, dataset: Any, epoch_seed: int) -> torch.utils.data.DataLoader:
+        from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+        bs = self.cfg.data.batch_size
+        if self.dist.world_size > 1:
+            sampler = DistributedSampler(dataset, shuffle=True, seed=self.cfg.seed, drop_last=True)
+            sampler.set_epoch(epoch_seed)
+        else:
+            g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch_seed)
+            sampler = RandomSampler(dataset, generator=g)
+        drop_last = len(dataset) // self.dist.world_size >= bs
+        return DataLoader(
+            dataset, batch_size=bs, sampler=sampler, collate_fn=self.task.collate,
+            num_workers=self.cfg.data.num_workers, drop_last=drop_last,
+            persistent_workers=False, pin_memory=self.device.type == "cuda",
+        )
+
+    def _metric(self, metrics: dict[str, Any], mean_loss: float) -> float:
+        sel = self.cfg.train.select_metric
+        if sel == "loss":
+            return -mean_loss
+        kind, key = sel.split(".")
+        return float(metrics.get(kind, {}).get(key, 0.0))
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> TrainResult:
+        """Train for ``optim.max_iters`` iterations; returns the outcome (rank 0 has the report)."""
+        cfg, task, dev, main = self.cfg, self.task, self.device, self.dist.main
+        seed_everything(cfg.seed + self.dist.rank)
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            _write_yaml(self.out / "config.yaml", cfg.to_dict())
+        module = task.module.to(dev)
+        opt = build_optimizer(module, cfg.optim)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg.optim))
+        use_amp = bool(cfg.train.amp and dev.type == "cuda")
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        start, best, best_it, history = 0, -math.inf, -1, []
+        if self.resume is not None:
+            state = torch.load(str(self.resume), map_location="cpu", weights_only=False)
+            if "model" not in state or "iteration" not in state:
+                raise ValueError(f"{self.resume} is not a training state (needs 'model' and 'iteration')")
+            module.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            if state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            start, best, best_it = int(state["iteration"]), float(state["best"]), int(state["best_iteration"])
+            history = list(state.get("history", []))
+            torch.set_rng_state(state["torch_rng"])
+            log.info("resumed from %s at iteration %d", self.resume, start)
+        model: nn.Module = module
+        if self.dist.world_size > 1:
+            model = nn.parallel.DistributedDataParallel(
+                module, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True
+            )
+        train_ds = task.train_dataset()
+        val_ds = task.val_dataset() if main else None
+        if len(train_ds) == 0:
+            raise ValueError("the training set is empty (see data_report.json for skipped entries)")
+        writer = _tensorboard(self.out / "tb") if main else None
+        csv_rows: list[dict[str, Any]] = _read_csv(self.out / "metrics.csv") if (main and start) else []
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.optim.max_iters, initial=start, desc=f"train {cfg.task}", dynamic_ncols=True)
+        it = start
+        epoch = start * cfg.data.batch_size * self.dist.world_size // max(len(train_ds), 1)
+        running: dict[str, float] = {}
+        t_last, n_img = time.perf_counter(), 0
+        module.train()
+        while it < cfg.optim.max_iters:
+            for batch in self._loader(train_ds, epoch):
+                if it >= cfg.optim.max_iters:
+                    break
+                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                    losses = task.loss(model, batch, dev)
+                total = losses["total"]
+                opt.zero_grad(set_to_none=True)
+                if not torch.isfinite(total):
+                    log.warning("iteration %d: non-finite loss %s, step skipped", it, float(total))
+                    sched.step()
+                    it += 1
+                    continue
+                scaler.scale(total).backward()
+                scaler.unscale_(opt)
+                gnorm = (
+                    float(nn.utils.clip_grad_norm_(module.parameters(), cfg.optim.grad_clip))
+                    if cfg.optim.grad_clip > 0 else float("nan")
+                )
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                it += 1
+                n_img += _batch_size(batch) * self.dist.world_size
+                for k, v in losses.items():
+                    fv = float(v.detach())
+                    running[k] = 0.9 * running.get(k, fv) + 0.1 * fv
+                if main and (it % cfg.train.log_interval == 0 or it == cfg.optim.max_iters):
+                    dt = time.perf_counter() - t_last
+                    rate = n_img / max(dt, 1e-9)
+                    row = {"iteration": it, "lr": opt.param_groups[0]["lr"], "grad_norm": gnorm,
+                           "images_per_s": rate}
+                    row.update({f"loss_{k}": float(v.detach()) for k, v in losses.items()})
+                    csv_rows.append(row)
+                    _write_csv(self.out / "metrics.csv", csv_rows)
+                    if writer is not None:
+                        for k, v in row.items():
+                            if k != "iteration":
+                                writer.add_scalar(f"train/{k}", v, it)
+                    t_last, n_img = time.perf_counter(), 0
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{running['total']:.3f}", img_s=f"{rate:.1f}")
+                if bar is not None:
+                    bar.update(1)
+                do_val = cfg.train.val_interval > 0 and it % cfg.train.val_interval == 0
+                if do_val or it == cfg.optim.max_iters:
+                    if main:
+                        best, best_it = self._validate(val_ds, it, running, history, best, best_it, writer)
+                    module.train()
+                    self._barrier()
+                if main and (it % cfg.train.checkpoint_interval == 0 or it == cfg.optim.max_iters):
+                    self._save_state(module, opt, sched, scaler, it, best, best_it, history)
+            epoch += 1
+        if bar is not None:
+            bar.close()
+        result = TrainResult(self.out, it, best, best_it, history)
+        if main:
+            task.save_inference(self.out / "final.pth", fp16=cfg.train.save_fp16, iteration=it)
+            if not (self.out / "best.pth").exists():
+                task.save_inference(self.out / "best.pth", fp16=cfg.train.save_fp16, iteration=it)
+            if writer is not None:
+                writer.close()
+            plot_curves(self.out)
+            result.report = self._final_report(val_ds, result)
+        self._barrier()
+        return result
+
+    # ------------------------------------------------------------------ pieces
+    def _validate(self, val_ds, it, running, history, best, best_it, writer) -> tuple[float, int]:
+        cfg = self.cfg
+        metrics: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        if val_ds is not None and len(val_ds):
+            metrics = self.task.evaluate(val_ds, self.device, cfg.train.val_max_images)
+        score = self._metric(metrics, running.get("total", math.inf))
+        row = {
+            "iteration": it,
+            "train_loss": running.get("total", float("nan")),
+            "bbox_AP": metrics.get("bbox", {}).get("AP", float("nan")),
+            "segm_AP": metrics.get("segm", {}).get("AP", float("nan")),
+            "segm_AP50": metrics.get("segm", {}).get("AP50", float("nan")),
+            "select": score,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        _write_csv(self.out / "val.csv", history)
+        if writer is not None:
+            for k in ("bbox_AP", "segm_AP", "segm_AP50"):
+                writer.add_scalar(f"val/{k}", row[k], it)
+        improved = score > best
+        if improved:
+            best, best_it = score, it
+            self.task.save_inference(self.out / "best.pth", fp16=cfg.train.save_fp16, iteration=it,
+                                     metrics=_plain(metrics))
+        log.info("validation at %d: box AP %.4f mask AP %.4f%s", it, row["bbox_AP"], row["segm_AP"],
+                 " (best)" if improved else "")
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(f"[{it}] val box AP {row['bbox_AP']:.4f} mask AP {row['segm_AP']:.4f}"
+                       f"{' *best*' if improved else ''}")
+        return best, best_it
+
+    def _save_state(self, module, opt, sched, scaler, it, best, best_it, history) -> None:
+        state = {
+            "model": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None, "iteration": it,
+            "best": best, "best_iteration": best_it, "history": history,
+            "torch_rng": torch.get_rng_state(), "config": self.cfg.to_dict(),
+        }
+        tmp = self.out / "last_state.pth.tmp"
+        torch.save(state, str(tmp))
+        os.replace(tmp, self.out / "last_state.pth")
+
+    def _final_report(self, val_ds, result: TrainResult) -> dict[str, Any]:
+        cfg = self.cfg
+        report: dict[str, Any] = {
+            "task": cfg.task, "iterations": result.iterations, "best_iteration": result.best_iteration,
+            "select_metric": cfg.train.select_metric, "best_metric": result.best_metric,
+            "history": result.history, "data_problems": self.task.data_reports(),
+        }
+        if val_ds is not None and len(val_ds):
+            try:
+                self.task.load_inference(self.out / "best.pth")
+            except NotImplementedError:
+                pass
+            report["validation"] = _plain(self.task.evaluate(val_ds, self.device, 0))
+            report["validation_images"] = len(val_ds)
+        (self.out / "report.json").write_text(json.dumps(report, indent=2))
+        (self.out / "report.md").write_text(report_markdown(report))
+        if report["data_problems"]:
+            (self.out / "data_report.json").write_text(json.dumps(report["data_problems"], indent=2))
+        return report
+
+    def _barrier(self) -> None:
+        if self.dist.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The final report as Markdown (box/mask AP table and per-class AP)."""
+    lines = [f"# Training report ({report['task']})", "",
+             f"- iterations: {report['iterations']}",
+             f"- best checkpoint: iteration {report['best_iteration']} "
+             f"({report['select_metric']} = {report['best_metric']:.4f})", ""]
+    val = report.get("validation")
+    if val:
+        lines += [f"## Validation ({report.get('validation_images', '?')} images, best checkpoint)", "",
+                  "| metric | box | mask |", "|---|---|---|"]
+        for k in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
+            lines.append(f"| {k} | {val['bbox'][k]:.4f} | {val['segm'][k]:.4f} |")
+        lines += ["", "| class | box AP | mask AP |", "|---|---|---|"]
+        for name in val["segm"].get("per_class", {}):
+            lines.append(f"| {name} | {val['bbox']['per_class'].get(name, -1):.4f} | "
+                         f"{val['segm']['per_class'][name]:.4f} |")
+    probs = report.get("data_problems") or {}
+    if probs:
+        lines += ["", "## Dataset problems (entries skipped or fixed)", ""]
+        for split, rep in probs.items():
+            lines.append(f"- {split}: {rep.get('summary', rep)}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(out: Path) -> Path | None:
+    """``loss_curve.png`` from ``metrics.csv`` (loss terms) and ``val.csv`` (AP)."""
+    rows = _read_csv(out / "metrics.csv")
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    val = _read_csv(out / "val.csv")
+    fig, axes = plt.subplots(1, 2 if val else 1, figsize=(11 if val else 6, 4), squeeze=False)
+    its = [r["iteration"] for r in rows]
+    for k in rows[0]:
+        if k.startswith("loss_"):
+            axes[0, 0].plot(its, [r[k] for r in rows], label=k[5:])
+    axes[0, 0].set_xlabel("iteration")
+    axes[0, 0].set_ylabel("loss")
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].legend()
+    axes[0, 0].set_title("training loss")
+    if val:
+        vi = [r["iteration"] for r in val]
+        axes[0, 1].plot(vi, [r["bbox_AP"] for r in val], "o-", label="box AP")
+        axes[0, 1].plot(vi, [r["segm_AP"] for r in val], "o-", label="mask AP")
+        axes[0, 1].set_xlabel("iteration")
+        axes[0, 1].set_title("validation")
+        axes[0, 1].legend()
+    fig.tight_layout()
+    path = out / "loss_curve.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, dict) and "images" in batch:
+        return len(batch["images"])
+    if isinstance(batch, (list, tuple)) and batch:
+        return len(batch[0])
+    return 1
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: CSV only
+        log.warning("tensorboard is not installed; writing CSV logs only")
+        return None
+    return SummaryWriter(str(path))
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()}
+                for r in csv.DictReader(f)]
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _plain(x: Any) -> Any:
+    """Metrics -> JSON/torch.save(weights_only)-safe plain Python."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    return x

@@ -1,0 +1,307 @@
+"""YOLACT-SE training task: data -> YOLACT loss (+ contextual loss) -> COCO validation.
+
+Training images go through the albumentations pipeline (:mod:`instaseg_ros.data.augment`),
+which also resizes them to the square network input, and are normalised by the segmenter's own
+``preprocess`` (the exact inference transform). Validation runs the real
+:class:`~instaseg_ros.models.yolact.YolactSegmenter` on the original images and scores it with
+:func:`~instaseg_ros.evaluation.coco_eval.evaluate_coco`.
+
+Fine-tuning (``init.weights``): a checkpoint of ours or an official YOLACT ``.pth``. The
+architecture (backbone, FPN width, prototypes, anchors) comes from the checkpoint unless the
+config's ``model`` section sets it; layers whose shapes differ (the class-dependent
+``prediction_layers.0.conf_layer`` and ``semantic_seg_conv`` for another class count) keep their
+fresh initialisation, everything else is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from instaseg_ros.training.config import ConfigError, ExperimentConfig
+from instaseg_ros.training.contextual import contextual_loss, instance_id_map
+from instaseg_ros.training.datasets import build_dataset, dataset_report
+from instaseg_ros.training.losses import YolactLossConfig, yolact_loss
+from instaseg_ros.training.trainer import TrainTask
+
+log = logging.getLogger(__name__)
+
+#: layers whose shape depends on the class count
+CLASS_DEPENDENT_PREFIXES = ("prediction_layers.0.conf_layer.", "semantic_seg_conv.")
+#: architecture keys taken from a fine-tuning checkpoint unless the config sets them
+ARCH_KEYS = (
+    "backbone", "num_prototypes", "fpn_channels", "fpn_num_downsample", "anchor_scales",
+    "anchor_aspect_ratios", "square_anchors", "mean", "std", "input_size", "attention_reduction",
+)
+
+
+@dataclass
+class ContextualConfig:
+    """The optional contextual loss (seed 000), see :mod:`instaseg_ros.training.contextual`.
+
+    Attributes:
+        weight: weight of the term in the total loss (0 = off).
+        dim: embedding size (``YolactConfig.embedding_dim``).
+        sigma: Gaussian kernel width on cosine distance.
+        adjacency_weight: weight of the adjacent-pixel cosine term.
+        max_pixels: pixels sampled per image for the discrimination term.
+    """
+
+    weight: float = 0.0
+    dim: int = 16
+    sigma: float = 0.5
+    adjacency_weight: float = 1.0
+    max_pixels: int = 512
+
+
+def split_loss_config(d: dict[str, Any]) -> tuple[YolactLossConfig, ContextualConfig]:
+    """``loss:`` mapping -> (YOLACT loss config, contextual config under ``contextual:``)."""
+    d = dict(d or {})
+    ctx = d.pop("contextual", None) or {}
+    known = {f.name for f in fields(YolactLossConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"loss: unknown keys {unknown}; known: {sorted(known | {'contextual'})}")
+    cknown = {f.name for f in fields(ContextualConfig)}
+    cunknown = sorted(set(ctx) - cknown)
+    if cunknown:
+        raise ConfigError(f"loss.contextual: unknown keys {cunknown}; known: {sorted(cknown)}")
+    if "variances" in d:
+        d["variances"] = tuple(d["variances"])
+    return YolactLossConfig(**d), ContextualConfig(**ctx)
+
+
+def load_pretrained(model: nn.Module, state_dict: dict[str, Tensor], mode: str = "auto",
+                    source: str = "checkpoint") -> dict[str, list[str]]:
+    """Load ``state_dict`` into ``model`` for fine-tuning.
+
+    ``mode``: "auto" keeps the fresh initialisation of layers whose shape differs, "always"
+    also re-initialises the class-dependent layers when shapes agree, "never" raises on any
+    shape difference. Returns ``{"loaded", "reinitialised", "missing", "ignored"}`` key lists.
+    """
+    own = model.state_dict()
+    out: dict[str, list[str]] = {"loaded": [], "reinitialised": [], "missing": [], "ignored": []}
+    keep: dict[str, Tensor] = {}
+    for k, v in state_dict.items():
+        if k not in own:
+            out["ignored"].append(k)
+        elif tuple(own[k].shape) != tuple(v.shape):
+            if mode == "never":
+                raise ValueError(
+                    f"{source}: {k} has shape {tuple(v.shape)}, the model needs {tuple(own[k].shape)} "
+                    "(set init.reinit_heads: auto to re-initialise such layers)"
+                )
+            out["reinitialised"].append(k)
+        elif mode == "always" and k.startswith(CLASS_DEPENDENT_PREFIXES):
+            out["reinitialised"].append(k)
+        else:
+            keep[k] = v
+            out["loaded"].append(k)
+    out["missing"] = [k for k in own if k not in keep and k not in out["reinitialised"]
+                      and not k.endswith("num_batches_tracked")]
+    model.load_state_dict(keep, strict=False)
+    bad = [k for k in out["reinitialised"] if not k.startswith(CLASS_DEPENDENT_PREFIXES)]
+    if bad:
+        log.warning("%s: re-initialised non-head layers (shape mismatch): %s", source, bad[:8])
+    log.info("%s: loaded %d tensors, re-initialised %s, missing %d, ignored %d", source, len(out["loaded"]),
+             out["reinitialised"], len(out["missing"]), len(out["ignored"]))
+    return out
+
+
+class YolactTask(TrainTask):
+    """YOLACT-SE on a training config (see :mod:`instaseg_ros.training.config`)."""
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter
+        from instaseg_ros.weights.yolact_checkpoint import infer_config_from_state_dict, read_checkpoint
+
+        self.cfg = cfg
+        self.loss_cfg, self.ctx_cfg = split_loss_config(cfg.loss)
+        user = dict(cfg.model)
+        user.pop("family", None)
+        if self.ctx_cfg.weight > 0:
+            user.setdefault("embedding_dim", self.ctx_cfg.dim)
+        self._train_ds = None
+        self._val_ds = None
+        self.init_report: dict[str, list[str]] = {}
+        # class names: model config, else the training data
+        if not user.get("class_names"):
+            names = self._data_class_names()
+            user["class_names"] = names
+        user.setdefault("num_classes", len(user["class_names"]))
+        pre_sd = None
+        if cfg.init.weights:
+            pre_sd, stored = read_checkpoint(cfg.init.weights)
+            base = stored if stored is not None else infer_config_from_state_dict(pre_sd, cfg.init.weights)
+            for k in ARCH_KEYS:
+                if k in base and k not in user:
+                    user[k] = base[k]
+            if stored is None and "input_size" in cfg.model and "anchor_scales" not in cfg.model:
+                user["anchor_scales"] = None  # official anchors rescaled to the new input size
+        try:
+            self.model_cfg = YolactConfig.from_dict(user)
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
+        torch.manual_seed(cfg.seed)
+        self.module = YolactSE(self.model_cfg)
+        if pre_sd is not None:
+            self.init_report = load_pretrained(
+                self.module, pre_sd, cfg.init.reinit_heads, str(cfg.init.weights)
+            )
+        self.segmenter = YolactSegmenter(self.module, self.model_cfg, device="cpu")
+        self.module.train()
+        self._gen = torch.Generator().manual_seed(cfg.seed)
+
+    # ------------------------------------------------------------------ data
+    def _data_class_names(self) -> list[str]:
+        spec = self.cfg.data.train
+        if spec.kind == "synthetic":
+            from instaseg_ros.data.synthetic import CLASS_NAMES
+
+            return list(CLASS_NAMES)
+        if spec.classes:
+            return list(spec.classes)
+        return list(self.train_dataset().class_names)
+
+    def _transform(self):
+        from instaseg_ros.data.augment import AugmentConfig, build_transform
+
+        aug = dict(self.cfg.data.augment)
+        aug.setdefault("seed", self.cfg.seed)
+        s = self.model_cfg.input_size if hasattr(self, "model_cfg") else None
+        if s is not None:
+            aug["size"] = (s, s)
+        try:
+            acfg = AugmentConfig.from_dict(aug)
+        except ValueError as e:
+            raise ConfigError(f"data.augment: {e}") from None
+        return build_transform(acfg, train=True)
+
+    def train_dataset(self):
+        if self._train_ds is None:
+            names = self.model_cfg.class_names if hasattr(self, "model_cfg") else None
+            ds = build_dataset(self.cfg.data.train, None, names)
+            self._train_ds = ds
+        if hasattr(self, "model_cfg") and getattr(self._train_ds, "transform", None) is None:
+            self._train_ds.transform = self._transform()
+        return self._train_ds
+
+    def val_dataset(self):
+        if self._val_ds is None and self.cfg.data.val is not None:
+            self._val_ds = build_dataset(self.cfg.data.val, None, self.model_cfg.class_names)
+        return self._val_ds
+
+    def data_reports(self) -> dict[str, Any]:
+        out = {}
+        for split, ds in (("train", self._train_ds), ("val", self._val_ds)):
+            rep = dataset_report(ds) if ds is not None else None
+            if rep:
+                out[split] = rep
+        return out
+
+    def collate(self, samples: list) -> dict[str, Any]:
+        """Samples (already ``S x S``) -> ``{"images": [B, 3, S, S] normalised, "targets": [...]}``."""
+        samples = [s for s in samples if s is not None]
+        images = [s[0] for s in samples]
+        x, _ = self.segmenter.preprocess(images)
+        targets = []
+        for img, t in samples:
+            h, w = img.shape[:2]
+            boxes = torch.as_tensor(np.asarray(t["boxes"], np.float32)).reshape(-1, 4)
+            scale = torch.tensor([w, h, w, h], dtype=torch.float32)
+            rel = boxes / scale
+            ok = (rel[:, 2] > rel[:, 0]) & (rel[:, 3] > rel[:, 1])
+            targets.append({
+                "boxes": rel[ok],
+                "labels": torch.as_tensor(np.asarray(t["labels"], np.int64))[ok],
+                "masks": torch.as_tensor(np.asarray(t["masks"], np.uint8))[ok],
+                "iscrowd": torch.as_tensor(np.asarray(t.get("iscrowd", np.zeros(len(ok))), np.uint8))[ok],
+            })
+        return {"images": x, "targets": targets}
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, module: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Tensor]:
+        x = batch["images"].to(device, non_blocking=True)
+        targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
+        out = module(x)
+        terms = yolact_loss(out, targets, self.loss_cfg, generator=self._gen)
+        if self.ctx_cfg.weight > 0:
+            emb = out["embed"].float()
+            size = tuple(emb.shape[-2:])
+            ids = torch.stack([instance_id_map(t["masks"], size, t["iscrowd"]) for t in targets])
+            ctx = contextual_loss(emb, ids, self.ctx_cfg.sigma, self.ctx_cfg.adjacency_weight,
+                                  self.ctx_cfg.max_pixels, self._gen)
+            terms["context"] = self.ctx_cfg.weight * ctx["total"]
+            terms["total"] = terms["total"] + terms["context"]
+        return terms
+
+    # ------------------------------------------------------------------ validation / checkpoints
+    def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
+        from instaseg_ros.core.segmenter import InferenceParams
+        from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
+
+        was_training = self.module.training
+        self.segmenter.device = str(device)
+        self.segmenter._scale = self.segmenter._scale.to(device)  # noqa: SLF001 - follow the module's device
+        self.segmenter._shift = self.segmenter._shift.to(device)  # noqa: SLF001
+        self.module.eval()
+        params = InferenceParams(score_threshold=self.cfg.train.score_threshold, top_k=100)
+        n = len(dataset) if not max_images else min(max_images, len(dataset))
+        results, ids = [], []
+        cat_ids = list(getattr(dataset, "category_ids", [])) or None
+        for i in range(n):
+            sample = dataset[i]
+            if sample is None:
+                continue
+            image, target = sample
+            inst = self.segmenter.segment([image], params)[0]
+            ids.append(int(target["image_id"]))
+            results += instances_to_coco(inst, int(target["image_id"]), cat_ids)
+        self.module.train(was_training)
+        gt = dataset.coco_gt()
+        return evaluate_coco(gt, results, image_ids=sorted(set(ids)))
+
+    def inference_state(self) -> tuple[dict[str, Tensor], Any]:
+        """State dict and config without the training-only heads (semantic, embedding)."""
+        from instaseg_ros.models.yolact import YolactConfig
+
+        d = self.model_cfg.to_dict()
+        d["semantic_head"] = False
+        d["embedding_dim"] = 0
+        sd = {k: v for k, v in self.module.state_dict().items()
+              if not k.startswith(("semantic_seg_conv.", "embedding_head."))}
+        return sd, YolactConfig.from_dict(d)
+
+    def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
+        """A checkpoint that ``build_segmenter("yolact", weights=path)`` loads (fp16 tensors when
+        ``fp16``; they load back into the fp32 model)."""
+        from instaseg_ros.models.yolact import YolactSE, save_checkpoint
+
+        sd, cfg = self.inference_state()
+        model = YolactSE(cfg)
+        model.load_state_dict(sd)
+        if fp16:
+            model.half()
+        extra = {"training": {"iteration": int(extra.pop("iteration", -1)), **extra}}
+        path = Path(path)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            tmp = Path(f.name)
+        save_checkpoint(tmp, model, cfg, **extra)
+        tmp.replace(path)
+
+    def load_inference(self, path: Path) -> None:
+        from instaseg_ros.weights.yolact_checkpoint import read_checkpoint
+
+        sd, _ = read_checkpoint(path)
+        missing, unexpected = self.module.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False
+        )
+        if unexpected:
+            raise ValueError(f"{path}: unexpected keys {unexpected[:5]}")
