@@ -243,27 +243,22 @@ def run_live(
             except (ImportError, OSError) as e:
                 raise EvalError(f"cannot write the output bag {cfg.output_bag}: {e}") from e
 
-        def on_det(msg: Any) -> None:
-            t = time.monotonic()
-            st = _stamp_ns(msg.header)
-            with col.lock:
-                col.det[st] = (t, msg if st in keep_stamps else None)
-                if st in col.mask:
-                    col.done.setdefault(st, max(t, col.mask[st][0]))
-            if writer is not None:
-                with wlock:
-                    writer.write_raw("detections", st, msg)
+        def on_output(kind: str) -> Callable[[Any], None]:
+            """Callback storing one output kind by stamp; a frame is done when both kinds arrived."""
+            mine, other = (col.det, col.mask) if kind == "detections" else (col.mask, col.det)
 
-        def on_mask(msg: Any) -> None:
-            t = time.monotonic()
-            st = _stamp_ns(msg.header)
-            with col.lock:
-                col.mask[st] = (t, msg if st in keep_stamps else None)
-                if st in col.det:
-                    col.done.setdefault(st, max(t, col.det[st][0]))
-            if writer is not None:
-                with wlock:
-                    writer.write_raw("instance_mask", st, msg)
+            def callback(msg: Any) -> None:
+                t = time.monotonic()
+                st = _stamp_ns(msg.header)
+                with col.lock:
+                    mine[st] = (t, msg if st in keep_stamps else None)  # pixels kept for scored frames only
+                    if st in other:
+                        col.done.setdefault(st, max(t, other[st][0]))
+                if writer is not None:
+                    with wlock:
+                        writer.write_raw(kind, st, msg)
+
+            return callback
 
         def on_label(msg: Any) -> None:
             col.label_info = msg
@@ -278,8 +273,8 @@ def run_live(
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
-        node.create_subscription(Detection2DArray, f"{node_base}/detections", on_det, rel)
-        node.create_subscription(Image, f"{node_base}/instance_mask", on_mask, rel)
+        node.create_subscription(Detection2DArray, f"{node_base}/detections", on_output("detections"), rel)
+        node.create_subscription(Image, f"{node_base}/instance_mask", on_output("instance_mask"), rel)
         node.create_subscription(LabelInfo, f"{node_base}/label_info", on_label, latched)
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
         compressed = cfg.live_transport == "compressed"
