@@ -225,6 +225,27 @@ def test_render_outputs_drops_invisible_instances_and_renumbers():
     assert np.all(r.semantic[r.instance_ids == 0] == 0)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 6),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_overlap_resolution_matches_reference_painting(n, h, w, seed):
+    """The instance-id image (fast path in core.masks) equals painting masks from lowest to highest score,
+    ties to the lower index."""
+    from instaseg_ros.core.masks import resolve_overlaps
+
+    rng = np.random.default_rng(seed)
+    masks = rng.random((n, h, w)) > 0.5
+    scores = rng.choice([0.2, 0.5, 0.9], size=n)  # many ties
+    expected = np.zeros((h, w), np.uint16)
+    for i in sorted(range(n), key=lambda i: (scores[i], -i)):
+        expected[masks[i]] = i + 1
+    np.testing.assert_array_equal(resolve_overlaps(masks, scores, (h, w)), expected)
+
+
 def test_render_outputs_empty():
     r = conv.render_outputs(Instances.empty((4, 6), ["a"]))
     assert len(r.instances) == 0 and r.instance_ids.shape == (4, 6) and not r.instance_ids.any()

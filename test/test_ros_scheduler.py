@@ -144,7 +144,7 @@ def test_stats_percentiles_and_rate():
     assert snap.processed == 0 and math.isnan(snap.latency_ms_p50) and snap.rate_hz == 0
     for i in range(1, 101):  # 100 frames over 10 s, latency 1..100 ms
         now[0] += 0.1
-        stats.record_processed(i / 1000, inference_s=i / 2000)
+        stats.record_processed(i / 1000, inference_s=i / 2000, key=i)
     stats.count("received", 120)
     stats.count("rejected", 3)
     snap = stats.snapshot()
@@ -153,5 +153,9 @@ def test_stats_percentiles_and_rate():
     assert snap.latency_ms_p95 == pytest.approx(95.05)
     assert snap.inference_ms_p50 == pytest.approx(25.25)
     assert snap.rate_hz == pytest.approx(10.0, abs=0.3)
+    hist = stats.history()
+    assert len(hist) == 100 and hist[0] == (1, 0.001, 0.0005) and hist[-1][0] == 100
+    stats.record_processed(0.2, key=101)  # inference unknown: latency counted, inference window not
+    assert stats.snapshot().inference_ms_p50 == pytest.approx(25.5)
     now[0] += 60  # nothing processed for a minute -> rate decays to 0
     assert stats.snapshot().rate_hz == 0

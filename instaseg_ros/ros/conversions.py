@@ -240,7 +240,7 @@ def render_outputs(inst: Instances) -> Rendered:
         if not present.all():
             lut = np.zeros(n + 1, np.uint16)
             lut[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.uint16)
-            ids = lut[ids]
+            ids = np.take(lut, ids)  # faster than lut[ids] for large images
             inst = inst.select(present)
     return Rendered(inst, ids, semantic_from_ids(ids, inst.class_ids))
 

@@ -230,6 +230,11 @@ class InstasegNode(LifecycleNode):
             self.get_parameter("diagnostics_period").value, self._publish_diagnostics
         )
 
+    @property
+    def stats(self) -> FrameStats:
+        """Frame counters, latency/inference windows and per-frame history (see ``FrameStats``)."""
+        return self._stats
+
     # ------------------------------------------------------------------ parameters
     def _declare(self, spec: ParamSpec) -> None:
         d = ParameterDescriptor(
@@ -539,7 +544,7 @@ class InstasegNode(LifecycleNode):
         pubs["detections"].publish(
             conv.instances_to_detections(out.instances, header, self._value("class_id_format"))
         )
-        self._stats.record_processed(time.monotonic() - received, inference_s)
+        self._stats.record_processed(time.monotonic() - received, inference_s, key=_stamp_ns(header))
         debug = pubs["debug_image"]
         if self._value("debug_image") and debug.get_subscription_count() > 0:
             self._publish_debug(debug, image, out.instances, header)

@@ -52,8 +52,7 @@ class FrameStats:
         self._lock = threading.Lock()
         self._clock = clock
         self._rate_window_s = rate_window_s
-        self._latency: deque[float] = deque(maxlen=window)
-        self._inference: deque[float] = deque(maxlen=window)
+        self._frames: deque[tuple[int, float, float]] = deque(maxlen=window)  # (key, latency, inference)
         self._done_at: deque[float] = deque()
         self._started = clock()
         self.received = self.processed = self.dropped = self.stale = self.rejected = self.errors = 0
@@ -63,16 +62,20 @@ class FrameStats:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
 
-    def record_processed(self, latency_s: float, inference_s: float | None = None) -> None:
-        """One frame published ``latency_s`` after receipt, of which ``inference_s`` in the model."""
+    def record_processed(self, latency_s: float, inference_s: float = float("nan"), key: int = 0) -> None:
+        """Frame ``key`` (e.g. its stamp in ns) published ``latency_s`` after receipt, of which
+        ``inference_s`` were spent in the model."""
         now = self._clock()
         with self._lock:
             self.processed += 1
-            self._latency.append(latency_s)
-            if inference_s is not None:
-                self._inference.append(inference_s)
+            self._frames.append((int(key), float(latency_s), float(inference_s)))
             self._done_at.append(now)
             self._trim(now)
+
+    def history(self) -> list[tuple[int, float, float]]:
+        """The recent frames as (key, receipt-to-publish latency s, inference s), oldest first."""
+        with self._lock:
+            return list(self._frames)
 
     def _trim(self, now: float) -> None:
         while self._done_at and self._done_at[0] < now - self._rate_window_s:
@@ -85,12 +88,14 @@ class FrameStats:
             self._trim(now)
             span = min(self._rate_window_s, max(now - self._started, 1e-9))
             rate = len(self._done_at) / span
-            lat = np.asarray(self._latency, dtype=np.float64) * 1e3
-            inf = np.asarray(self._inference, dtype=np.float64) * 1e3
+            frames = np.asarray([f[1:] for f in self._frames], dtype=np.float64).reshape(-1, 2) * 1e3
             counts = (self.received, self.processed, self.dropped, self.stale, self.rejected, self.errors)
 
         def pct(a: np.ndarray, q: float) -> float:
+            a = a[~np.isnan(a)]
             return float(np.percentile(a, q)) if len(a) else float("nan")
+
+        lat, inf = frames[:, 0], frames[:, 1]
 
         return StatsSnapshot(
             *counts,
