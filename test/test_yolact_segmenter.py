@@ -157,6 +157,25 @@ def test_registry_builds_from_config_dict():
     assert s.class_names == ["a", "b", "c"] and s.params.score_threshold == 0.4
 
 
+def test_optimized_copy_follows_weight_updates():
+    torch.manual_seed(0)
+    cfg = YolactConfig(backbone="resnet18_slim", num_classes=2, input_size=96)
+    model = YolactSE(cfg)
+    seg = YolactSegmenter(model, cfg)
+    plain = YolactSegmenter(model, cfg, optimize=False)
+    x = torch.randn(1, 3, 96, 96)
+    before = seg.forward_raw(x)["conf"]
+    torch.testing.assert_close(before, plain.forward_raw(x)["conf"], atol=1e-4, rtol=1e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    model.train()
+    model(x)["conf"].mean().backward()
+    opt.step()
+    model.eval()
+    after = seg.forward_raw(x)["conf"]
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, plain.forward_raw(x)["conf"], atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.gpu
 def test_fp16_cuda_matches_fp32():
     torch.manual_seed(0)

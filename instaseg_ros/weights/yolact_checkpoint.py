@@ -96,6 +96,9 @@ def infer_backbone(sd: dict[str, torch.Tensor]) -> str:
         (False, (3, 4, 6, 3)): "resnet34",
     }
     name = table.get((bottleneck, tuple(counts)))
+    stem = sd.get("backbone.conv1.weight")
+    if name == "resnet18" and stem is not None and stem.shape[0] == 32:
+        name = "resnet18_slim"
     if name is None:
         raise ValueError(
             f"unsupported YOLACT backbone: blocks per stage {counts} "
