@@ -128,6 +128,8 @@ class BagEvalConfig:
         drain_timeout_s: live: wait this long after the last frame for outstanding results.
         num_examples: frames shown in the report's example strip.
         output_bag: write the outputs (and input frames) to this rosbag2 (mcap) folder.
+        launcher: live: how the node starts: ``python`` (its module, in a child process) or
+            ``ros2 launch`` (``launch/instaseg.launch.py`` of the installed package).
     """
 
     bag: str
@@ -144,6 +146,7 @@ class BagEvalConfig:
     drain_timeout_s: float = 10.0
     num_examples: int = 4
     output_bag: str | None = None
+    launcher: str = "python"
 
 
 @dataclass

@@ -139,8 +139,29 @@ def node_arguments(cfg: BagEvalConfig, namespace: str) -> list[str]:
     return args
 
 
+def launch_command(cfg: BagEvalConfig, namespace: str) -> list[str]:
+    """``ros2 launch instaseg_ros instaseg.launch.py`` with the evaluation's parameters in a params file."""
+    import yaml
+
+    args = node_arguments(cfg, namespace)
+    params = {args[i + 1].split(":=", 1)[0]: json.loads(args[i + 1].split(":=", 1)[1])
+              for i in range(len(args) - 1) if args[i] == "-p"}
+    fd, path = tempfile.mkstemp(prefix="instaseg_eval_params_", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump({"/**": {"ros__parameters": params}}, f)
+    return ["ros2", "launch", "instaseg_ros", "instaseg.launch.py", f"namespace:={namespace.strip('/')}",
+            f"node_name:={NODE_NAME}", f"image:={namespace}/image", f"params_file:={path}",
+            f"use_compressed:={'true' if cfg.live_transport == 'compressed' else 'false'}"]
+
+
 def node_command(cfg: BagEvalConfig, namespace: str) -> list[str]:
     """The node's command line (plug-in modules are imported before the node's ``main``)."""
+    if cfg.launcher == "ros2 launch":
+        if cfg.model.plugins:
+            raise EvalError("plug-in model families need the python launcher, not ros2 launch")
+        return launch_command(cfg, namespace)
+    if cfg.launcher != "python":
+        raise EvalError(f"launcher must be 'python' or 'ros2 launch', got {cfg.launcher!r}")
     if cfg.model.plugins:
         code = (
             "import importlib, sys\n"
