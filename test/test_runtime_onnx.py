@@ -18,6 +18,7 @@ from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.data.synthetic import SynthConfig, generate_scene
 from instaseg_ros.models import build_segmenter
 from instaseg_ros.runtime import BackendSegmenter, create_backend, wrap_segmenter
+from instaseg_ros.runtime.benchmark import TimedBackend
 from instaseg_ros.runtime.onnx_export import (
     cached_export,
     export_onnx,
@@ -105,7 +106,8 @@ def test_raw_outputs_match_pytorch(exported, images):
 def test_detections_match_pytorch(exported, images):
     """Same classes, boxes within 1 px, mask IoU > 0.98 for every instance of every image."""
     family, seg, params, res = exported
-    fast = wrap_segmenter(seg, create_backend("onnxruntime", seg, onnx=res.main, threads=1))
+    timed = TimedBackend(create_backend("onnxruntime", seg, onnx=res.main, threads=1))
+    fast = wrap_segmenter(seg, timed)
     assert isinstance(fast, BackendSegmenter) and fast.class_names == seg.class_names
     ref = seg.segment(images, params)
     test = fast.segment(images, params)
@@ -120,6 +122,8 @@ def test_detections_match_pytorch(exported, images):
             assert mask_iou(a.masks[i], b.masks[j]) > 0.98
         total += len(c.matched)
     assert total >= 10, f"{family}: too few detections ({total}) for a meaningful comparison"
+    # YOLO+FCN's mask head ran through ONNX Runtime, not through the torch FCN
+    assert (timed.mask_head_s > 0) == (family == "yolo_fcn")
 
 
 def test_fixed_batch_export_runs_larger_batches_in_chunks(tmp_path, images):

@@ -58,10 +58,14 @@ def _fail(msg: str) -> int:
 
 def validate(seg, fast, images, params) -> bool:
     """Print raw-output differences and detection agreement of ``fast`` vs ``seg``; True when they agree."""
+    from instaseg_ros.runtime.networks import network_specs
     from instaseg_ros.runtime.parity import compare_instances, raw_differences
 
     x, _ = seg.preprocess(images)
     diffs = raw_differences(seg.forward_raw(x), fast.forward_raw(x))
+    names = network_specs(seg)[0].output_names
+    if list(diffs) == [str(i) for i in range(len(names))]:  # tuple outputs: use the graph's names
+        diffs = dict(zip(names, diffs.values()))
     print(f"largest |exported - pytorch| per raw output (batch of {len(images)}):")
     for k, v in diffs.items():
         print(f"  {k:<10} {v:.3g}")
