@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> dict:
     w, h = (int(v) for v in args.image.lower().split("x"))
     config = {
         "input_size": args.input_size,
+        "detector": args.detector,
         "classes": INDOOR_CLASSES,
         "fcn": {"arch": args.fcn_arch, "width": args.fcn_width, "crop_size": args.crop_size},
         "allow_random_detector": True,
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
         "precision": args.precision,
         "image_size_wh": [w, h],
         "input_size": args.input_size,
-        "detector": "YOLOv3 Darknet-53 (built-in yolov3.cfg), random init",
+        "detector": f"{args.detector} (built-in Darknet definition), random init",
         "detector_params": n_det,
         "fcn": {"arch": args.fcn_arch, "width": args.fcn_width, "crop_size": args.crop_size, "params": n_fcn},
         "detection_count": "forced: mask head + paste run on N seeded boxes (sides 40-300 px)",
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16"))
+    ap.add_argument("--detector", default="yolov3", choices=("yolov3", "yolov3-tiny"))
     ap.add_argument("--input-size", type=int, default=416)
     ap.add_argument("--image", default="640x480", help="WxH of the test image")
     ap.add_argument("--counts", type=int, nargs="+", default=[1, 5, 20])
@@ -172,18 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--score-threshold", type=float, default=0.5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default; 1 on a busy box)")
     ap.add_argument(
-        "--json", default="", help="output JSON (default benchmarks/results/yolo_fcn_<dev>_<prec>.json)",
+        "--json",
+        default="",
+        help="output JSON (default benchmarks/results/yolo_fcn_<detector>_<fcn>_<dev>_<prec>.json)",
     )
     args = ap.parse_args(argv)
     print(
-        f"YOLO+FCN {args.input_size} on {args.image}, FCN {args.fcn_arch} w{args.fcn_width} "
+        f"YOLO+FCN ({args.detector}) {args.input_size} on {args.image}, "
+        f"FCN {args.fcn_arch} w{args.fcn_width} "
         f"crop {args.crop_size}, {args.device} {args.precision}; ms median / p95 over {args.runs} runs"
     )
     report = run(args)
     dev = "cuda" if args.device.startswith("cuda") else "cpu"
-    out = Path(args.json or Path(__file__).parent / "results" / f"yolo_fcn_{dev}_{args.precision}.json")
+    threads = f"_t{args.threads}" if args.threads else ""
+    name = f"yolo_fcn_{args.detector.replace('-', '')}_{args.fcn_arch}_{dev}_{args.precision}{threads}.json"
+    out = Path(args.json or Path(__file__).parent / "results" / name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")

@@ -117,3 +117,34 @@ def test_detector_exports_to_onnx_and_matches(tmp_path):
     assert scores.shape == (1, 3 * (4 + 16 + 64), 5)
     np.testing.assert_allclose(boxes, ref_boxes.numpy(), atol=1e-2, rtol=1e-4)
     np.testing.assert_allclose(scores, ref_scores.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [FcnConfig("resnet18", 0.25, 48), FcnConfig("fcn8s_vgg16", 0.125, 64, fc_channels=64)],
+    ids=["resnet18", "fcn8s"],
+)
+def test_mask_head_exports_to_onnx_with_dynamic_crop_count(cfg, tmp_path):
+    """The crop count N varies per image: the exported mask head takes any N."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    head = build_fcn(cfg).eval()
+    s = cfg.crop_size
+    path = tmp_path / "fcn.onnx"
+    torch.onnx.export(
+        head,
+        (torch.rand(2, 3, s, s),),
+        str(path),
+        input_names=["crops"],
+        output_names=["logits"],
+        dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    crops = torch.rand(5, 3, s, s, generator=torch.Generator().manual_seed(2))
+    (got,) = sess.run(None, {"crops": crops.numpy()})
+    with torch.no_grad():
+        ref = head(crops).numpy()
+    assert got.shape == (5, 1, s, s)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)

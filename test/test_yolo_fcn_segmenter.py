@@ -118,6 +118,26 @@ def test_outputs_in_original_pixels_for_non_square_input(seg):
     np.testing.assert_array_equal(ref.masks, inst.masks)
 
 
+def test_training_crops_match_inference_crops(seg):
+    """fcn_training_pair (used by FCN training on ground-truth boxes) crops exactly as inference does."""
+    from instaseg_ros.models.fcn import fcn_training_pair
+
+    img = _image(90, 130, 4)
+    boxes = np.array([[43.0, 22.0, 65.0, 45.0], [10.5, 5.25, 100.0, 80.0]], np.float32)
+    masks = np.zeros((2, 90, 130), np.uint8)
+    masks[0, 22:45, 43:65] = 1
+    masks[1, 40:80, 10:50] = 1
+    crops, targets = fcn_training_pair(img, boxes, masks, seg.crop_size)
+    assert crops.shape == (2, 3, 64, 64) and targets.shape == (2, 64, 64)
+    # enlarging blends the outermost half pixel with the outside (same as the image crop): corners drop
+    assert targets[0, 1:-1, 1:-1].eq(1).all() and targets[0, 0, 0] == 0 and 0 < targets[1].mean() < 1
+    with torch.no_grad():
+        train_probs = torch.sigmoid(seg.fcn(crops)[:, 0])
+    torch.testing.assert_close(seg.box_mask_probs(img, boxes), train_probs)
+    # the object colour patch (BGR (30, 200, 90)) appears in RGB order in the crop
+    torch.testing.assert_close(crops[0, :, 5, 5], torch.tensor([90.0, 200.0, 30.0]) / 255)
+
+
 def test_class_aware_nms_and_cross_class(seg):
     _, metas = seg.preprocess([_image(160, 160)])
     same = [[10.0, 10.0, 70.0, 70.0], [12.0, 12.0, 72.0, 72.0], [100.0, 100.0, 150.0, 150.0]]

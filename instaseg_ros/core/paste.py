@@ -86,6 +86,10 @@ def crop_masks(
         size: output side length.
         binary: threshold the resampled coverage at 0.5 (else return it soft).
 
+    The resampling is the image crop's (:func:`crop_and_resize`), so when a box is
+    enlarged its outermost half pixel blends with what lies outside the box, exactly as
+    the image crop does (a mask filling its box loses the extreme corner samples).
+
     Returns:
         [N, size, size] float32 in {0, 1} (or [0, 1] when ``binary=False``).
     """

@@ -21,9 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from instaseg_ros.core.paste import crop_and_resize, crop_masks
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -226,3 +229,27 @@ def save_fcn_checkpoint(path, model: nn.Module, cfg: FcnConfig, **extra) -> None
         },
         path,
     )
+
+
+def bgr_to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> Tensor:
+    """BGR uint8 [H, W, 3] -> RGB float32 [3, H, W] in [0, 1] on ``device`` (the mask head's input space)."""
+    t = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1)))
+    return t.to(device).float().mul_(1.0 / 255.0)
+
+
+def fcn_training_pair(
+    image: np.ndarray, boxes: Tensor | np.ndarray, masks: Tensor | np.ndarray, size: int
+) -> tuple[Tensor, Tensor]:
+    """FCN training inputs/targets from a dataset sample, cropped exactly as at inference.
+
+    Args:
+        image: BGR uint8 [H, W, 3] (dataset ``image``).
+        boxes: [N, 4] float xyxy pixels (ground-truth or jittered boxes).
+        masks: [N, H, W] uint8/bool, instance ``i``'s full-image mask for box ``i``.
+        size: crop side (``FcnConfig.crop_size``).
+
+    Returns:
+        crops [N, 3, size, size] RGB in [0, 1] (feed to the FCN as is) and
+        targets [N, size, size] float32 in {0, 1} (for ``fcn_mask_loss``).
+    """
+    return crop_and_resize(bgr_to_tensor(image), boxes, size), crop_masks(masks, boxes, size)

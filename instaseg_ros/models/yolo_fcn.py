@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from instaseg_ros.core.instances import Instances
 from instaseg_ros.core.paste import crop_and_resize, exclusive_masks, paste_masks
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
-from instaseg_ros.models.fcn import FcnConfig, build_fcn
+from instaseg_ros.models.fcn import FcnConfig, bgr_to_tensor, build_fcn
 from instaseg_ros.models.registry import register_family
 from instaseg_ros.models.yolov3 import COCO_CLASSES, DETECTORS, Darknet, build_yolov3
 
@@ -326,9 +326,7 @@ class YoloFcnSegmenter(Segmenter):
         boxes = torch.as_tensor(boxes, dtype=torch.float32, device=self.device).reshape(-1, 4)
         if len(boxes) == 0:
             return torch.zeros((0, self.crop_size, self.crop_size), device=self.device)
-        img = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1)))
-        img = img.to(self.device).float().mul_(1 / 255)
-        crops = crop_and_resize(img, boxes, self.crop_size)
+        crops = crop_and_resize(bgr_to_tensor(image, self.device), boxes, self.crop_size)
         return torch.sigmoid(self.mask_head_raw(crops)[:, 0].float())
 
     def assemble(
@@ -425,8 +423,11 @@ def _load_state(module: nn.Module, state: dict[str, Tensor], what: str, path: Pa
 
 
 def _is_torch_file(path: Path) -> bool:
+    """A torch.save file (zip archive, or a .pt/.pth/.ckpt name); anything else is read as Darknet."""
+    if path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+        return True
     with open(path, "rb") as f:
-        return f.read(2) == b"PK"  # torch.save zip archive
+        return f.read(2) == b"PK"
 
 
 def build_yolo_fcn(
