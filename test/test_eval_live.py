@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from eval_helpers import TOPIC, make_bag, make_yolact_checkpoint
 from instaseg_ros.core.instances import Instances
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.evaluation.bag_eval import BagEvalConfig, EvalError, ModelSpec, run_bag_eval
+from instaseg_ros.evaluation.live import large_image_profile
 
 pytestmark = pytest.mark.ros
 
@@ -57,6 +59,7 @@ def test_live_oracle_through_the_node_scores_ap_one(synth):
 
 def test_live_small_yolact_counts_drops_and_latency(synth):
     ckpt = make_yolact_checkpoint(synth["root"] / "yolact_r18.pth", input_size=64)
+    env_before = os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE")
     spec = ModelSpec("yolact", weights=str(ckpt), device="cpu", params=InferenceParams(score_threshold=0.05))
     cfg = BagEvalConfig(
         bag=str(synth["bag"]),
@@ -65,6 +68,7 @@ def test_live_small_yolact_counts_drops_and_latency(synth):
         mode="live",
         model=spec,
         rate_multiplier=4.0,
+        dds_profile=large_image_profile(),
         startup_timeout_s=120,
         num_examples=2,
     )
@@ -78,6 +82,10 @@ def test_live_small_yolact_counts_drops_and_latency(synth):
     done = [r for r in s["per_frame"] if r["processed"]]
     assert all(r["latency_ms"] > 0 and r["t_s"] is not None for r in done)
     assert s["live"]["node_diagnostics"]["model_family"] == "yolact"
+    assert s["live"]["dds_profile"].endswith("fastdds_large_images.xml")
+    assert os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") == env_before, (
+        "the profile leaked into this process"
+    )
     assert out.examples and isinstance(out.examples[0].prediction, Instances)
 
 

@@ -95,6 +95,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="NAME:=VALUE",
         help="live: extra node parameter (repeatable), e.g. qos_reliability:=reliable",
     )
+    m.add_argument(
+        "--large-image-profile",
+        action="store_true",
+        help="live: use the package's Fast DDS profile for camera-sized messages in both processes",
+    )
+    m.add_argument("--dds-profile", default=None, metavar="XML", help="live: this Fast DDS profile instead")
     m.add_argument("--startup-timeout", type=float, default=120.0, help="live: seconds for the node to start")
     m.add_argument(
         "--drain-timeout",
@@ -159,8 +165,13 @@ def run(args: argparse.Namespace) -> int:
         drain_timeout_s=args.drain_timeout,
         num_examples=args.examples,
         output_bag=args.output_bag,
+        dds_profile=args.dds_profile,
     )
     try:
+        if args.large_image_profile and not cfg.dds_profile:
+            from instaseg_ros.evaluation.live import large_image_profile
+
+            cfg.dds_profile = large_image_profile()
         outcome = run_bag_eval(cfg, progress=not args.no_progress, log=log)
         from instaseg_ros.evaluation.report import write_report
 

@@ -128,6 +128,8 @@ class BagEvalConfig:
         drain_timeout_s: live: wait this long after the last frame for outstanding results.
         num_examples: frames shown in the report's example strip.
         output_bag: write the outputs (and input frames) to this rosbag2 (mcap) folder.
+        dds_profile: live: Fast DDS XML profile for both processes (FASTRTPS_DEFAULT_PROFILES_FILE), e.g.
+            the package's ``config/fastdds_large_images.xml``; None keeps the environment's.
         launcher: live: how the node starts: ``python`` (its module, in a child process) or
             ``ros2 launch`` (``launch/instaseg.launch.py`` of the installed package).
     """
@@ -146,6 +148,7 @@ class BagEvalConfig:
     drain_timeout_s: float = 10.0
     num_examples: int = 4
     output_bag: str | None = None
+    dds_profile: str | None = None
     launcher: str = "python"
 
 

@@ -144,14 +144,25 @@ def launch_command(cfg: BagEvalConfig, namespace: str) -> list[str]:
     import yaml
 
     args = node_arguments(cfg, namespace)
-    params = {args[i + 1].split(":=", 1)[0]: json.loads(args[i + 1].split(":=", 1)[1])
-              for i in range(len(args) - 1) if args[i] == "-p"}
+    params = {
+        args[i + 1].split(":=", 1)[0]: json.loads(args[i + 1].split(":=", 1)[1])
+        for i in range(len(args) - 1)
+        if args[i] == "-p"
+    }
     fd, path = tempfile.mkstemp(prefix="instaseg_eval_params_", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump({"/**": {"ros__parameters": params}}, f)
-    return ["ros2", "launch", "instaseg_ros", "instaseg.launch.py", f"namespace:={namespace.strip('/')}",
-            f"node_name:={NODE_NAME}", f"image:={namespace}/image", f"params_file:={path}",
-            f"use_compressed:={'true' if cfg.live_transport == 'compressed' else 'false'}"]
+    return [
+        "ros2",
+        "launch",
+        "instaseg_ros",
+        "instaseg.launch.py",
+        f"namespace:={namespace.strip('/')}",
+        f"node_name:={NODE_NAME}",
+        f"image:={namespace}/image",
+        f"params_file:={path}",
+        f"use_compressed:={'true' if cfg.live_transport == 'compressed' else 'false'}",
+    ]
 
 
 def node_command(cfg: BagEvalConfig, namespace: str) -> list[str]:
@@ -171,6 +182,22 @@ def node_command(cfg: BagEvalConfig, namespace: str) -> list[str]:
         )
         return [sys.executable, "-c", code, *node_arguments(cfg, namespace)]
     return [sys.executable, "-m", "instaseg_ros.ros.node", *node_arguments(cfg, namespace)]
+
+
+def large_image_profile() -> str:
+    """The package's Fast DDS profile for camera-sized messages (installed share, else the source tree)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        p = Path(get_package_share_directory("instaseg_ros")) / "config" / "fastdds_large_images.xml"
+        if p.is_file():
+            return str(p)
+    except Exception:  # noqa: BLE001 - not installed as a ROS package: use the source tree
+        pass
+    p = Path(__file__).resolve().parents[2] / "config" / "fastdds_large_images.xml"
+    if not p.is_file():
+        raise EvalError("config/fastdds_large_images.xml not found (installed share or source tree)")
+    return str(p)
 
 
 def process_peak_rss_mb(pid: int) -> float | None:
@@ -235,14 +262,12 @@ def run_live(
     keep_stamps = {frames[k].stamp_ns for k in match.frame_to_image}
     col = _Collected()
 
-    ctx = rclpy.context.Context()
-    try:  # keep Ctrl-C a KeyboardInterrupt in this process (the CLI turns it into a clean exit)
-        from rclpy.signals import SignalHandlerOptions
-
-        rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
-    except (ImportError, TypeError):
-        rclpy.init(context=ctx)
-    node = rclpy.create_node(f"instaseg_eval_player_{os.getpid()}", context=ctx)
+    env = dict(os.environ)
+    if cfg.dds_profile:
+        if not Path(cfg.dds_profile).is_file():
+            raise EvalError(f"DDS profile file not found: {cfg.dds_profile}")
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(cfg.dds_profile).resolve())
+    ctx, node = _player_node(env)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     spin_stop = threading.Event()
@@ -307,7 +332,7 @@ def run_live(
         cmd = node_command(cfg, namespace)
         say(f"starting the node {node_base} ({cfg.model.family}; log: {log_file})")
         with open(log_file, "wb") as lf:
-            proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=dict(os.environ))
+            proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
         _wait_ready(proc, pub, node, node_base, col, cfg.startup_timeout_s, log_file)
         class_names = class_names_from_label_info(col.label_info)
         cat_map = class_to_category(class_names, gt)
@@ -380,11 +405,37 @@ def run_live(
             "transport": cfg.live_transport,
             "namespace": namespace,
             "drain_timeout_s": cfg.drain_timeout_s,
+            "dds_profile": env.get("FASTRTPS_DEFAULT_PROFILES_FILE", ""),
             "max_send_lag_ms": lag * 1e3,
             "node_log": str(log_file),
             "node_diagnostics": col.diagnostics,
         },
     )
+
+
+def _player_node(env: dict[str, str]) -> tuple[Any, Any]:
+    """Our own rclpy context + node; the DDS profile in ``env`` applies to its participant only."""
+    import rclpy
+
+    key = "FASTRTPS_DEFAULT_PROFILES_FILE"
+    before = os.environ.get(key)
+    if env.get(key):
+        os.environ[key] = env[key]  # read when the participant is created, restored right after
+    try:
+        ctx = rclpy.context.Context()
+        try:  # keep Ctrl-C a KeyboardInterrupt in this process (the CLI turns it into a clean exit)
+            from rclpy.signals import SignalHandlerOptions
+
+            rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
+        except (ImportError, TypeError):
+            rclpy.init(context=ctx)
+        node = rclpy.create_node(f"instaseg_eval_player_{os.getpid()}", context=ctx)
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+    return ctx, node
 
 
 def _spin(executor: Any, ctx: Any, stop: threading.Event) -> None:

@@ -361,6 +361,14 @@ def notes(s: dict[str, Any]) -> list[str]:
             f"({lv.get('transport', 'raw')} images); a frame is dropped when no result arrived within "
             f"{lv.get('drain_timeout_s', '?')} s after the last frame was sent."
         )
+        got = (lv.get("node_diagnostics") or {}).get("received", "")
+        if got.isdigit() and int(got) < fr["sent"]:
+            out.append(
+                f"{fr['sent'] - int(got)} of {fr['sent']} frames never reached the node (lost in "
+                "transport: best-effort input QoS with large images). Try --large-image-profile (Fast DDS "
+                "shared-memory segment for camera-sized messages) or --node-param "
+                "qos_reliability:=reliable, whichever matches the robot."
+            )
     out.append(
         f"Matched frames are those whose header stamp is within {fr['stamp_tolerance_ms']:g} ms of a "
         f"ground-truth stamp_ns (largest offset {fr['max_stamp_offset_ms']:.3f} ms)."
