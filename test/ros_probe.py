@@ -225,7 +225,7 @@ class Probe:
     def latest_diagnostics(self, after: float | None = None, timeout: float = 5.0) -> dict[str, str]:
         """Key/values of the node's newest diagnostics status (waits for one received after ``after``)."""
         n0 = len(self.outputs("diagnostics")) if after is None else 0
-        name = self.fqn.rsplit("/", 1)[-1] + ": instance segmentation"
+        name = f"{self.fqn}: instance segmentation"
 
         def newest():
             msgs = self.outputs("diagnostics")[n0:]

@@ -71,9 +71,8 @@ def probe(node):
     p.close()
 
 
-@pytest.fixture(scope="module")
-def label_map(probe):
-    """Wire class index -> name, from a late-joining subscription to the latched ~/label_info."""
+def latched_label_info(probe):
+    """~/label_info as a late-joining subscriber receives it (transient local)."""
     from vision_msgs.msg import LabelInfo
 
     got = []
@@ -82,7 +81,13 @@ def label_map(probe):
         assert wait_for(lambda: got, 20), "no latched LabelInfo for a late joiner"
     finally:
         probe.node.destroy_subscription(sub)
-    return {c.class_id: c.class_name for c in got[0].class_map}
+    return got[-1]
+
+
+@pytest.fixture(scope="module")
+def label_map(probe):
+    """Wire class index -> name, from a late-joining subscription to the latched ~/label_info."""
+    return {c.class_id: c.class_name for c in latched_label_info(probe).class_map}
 
 
 def send_and_collect(probe, pixels, encoding="bgr8", compressed=None, frame_id="camera_optical_frame"):
@@ -161,6 +166,7 @@ def test_runtime_parameters_take_effect_and_invalid_ones_are_refused(probe, labe
     assert all(r.successful for r in probe.set_params(score_threshold=1.0, class_filter=[]))
     header, out = send_and_collect(probe, img)
     assert out["detections"][0].detections == [] and not conv.image_to_numpy(out["instance_mask"][0]).any()
+    assert latched_label_info(probe).threshold == pytest.approx(1.0)
 
     refused = {
         "score_threshold": (1.5, ""),

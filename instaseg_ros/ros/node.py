@@ -287,7 +287,7 @@ class InstasegNode(LifecycleNode):
             if spec.phase == UNCONFIGURED and self._state != "unconfigured":
                 return SetParametersResult(
                     successful=False,
-                    reason=f"{p.name} is a model parameter and needs reconfigure: deactivate, cleanup, "
+                    reason=f"{p.name} is a model parameter and needs reconfigure: (deactivate,) cleanup, "
                     f"set it, configure (node is {self._state})",
                 )
             if spec.phase == INACTIVE and self._state == "active":
@@ -315,6 +315,13 @@ class InstasegNode(LifecycleNode):
             self._infer = self._infer.updated(**changes)
         if self._worker is not None and any(p.name == "max_rate" for p in params):
             self._worker.max_rate = float(self._value("max_rate"))
+        if "score_threshold" in changes and self._state == "active":
+            self._publish_label_info()  # its threshold field follows the parameter
+
+    def _publish_label_info(self) -> None:
+        self._pubs["label_info"].publish(
+            conv.label_info(self._seg.class_names, threshold=self._infer.score_threshold)
+        )
 
     def _read_infer_params(self) -> InferenceParams:
         return InferenceParams(
@@ -416,9 +423,7 @@ class InstasegNode(LifecycleNode):
         ret = super().on_activate(state)  # activates the lifecycle publishers
         if ret != TransitionCallbackReturn.SUCCESS:
             return ret
-        self._pubs["label_info"].publish(
-            conv.label_info(self._seg.class_names, threshold=self._infer.score_threshold)
-        )
+        self._publish_label_info()
         self._worker = LatestFrameWorker(
             self._process,
             self._stats,
@@ -578,7 +583,7 @@ class InstasegNode(LifecycleNode):
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [
             node_status(
-                f"{self.get_name()}: instance segmentation",
+                f"{self.get_fully_qualified_name()}: instance segmentation",
                 self._stats.snapshot(),
                 info,
                 problems,
