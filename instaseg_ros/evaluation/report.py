@@ -138,9 +138,11 @@ def pr_curve_png(s: dict[str, Any]) -> bytes | None:
         return None
     fig = _figure(4.6, 3.9)
     ax = fig.add_subplot(111)
+    drawn = 0
     for iou, color, label in (("bbox", _BOX, "box"), ("segm", _MASK, "mask")):
         pr = acc[iou].get("pr_curve_iou50")
         if pr:
+            drawn += 1
             ax.plot(
                 pr["recall"],
                 pr["precision"],
@@ -154,7 +156,10 @@ def pr_curve_png(s: dict[str, Any]) -> bytes | None:
     ax.set_ylabel("precision")
     ax.set_title("Precision-recall, IoU 0.5")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    if drawn:
+        ax.legend(loc="lower left", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no detections on the scored frames", ha="center", va="center", color="#777")
     return _fig_png(fig)
 
 
@@ -210,8 +215,9 @@ def _png(image_bgr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def example_pngs(ex: Example, min_width: int = 320) -> tuple[bytes, bytes]:
-    """(prediction overlay, ground-truth overlay) PNGs of one example; small frames are upscaled."""
+def example_pngs(ex: Example, min_width: int = 320, max_width: int = 480) -> tuple[bytes, bytes]:
+    """(prediction overlay, ground-truth overlay) PNGs of one example, scaled to a width in
+    [``min_width``, ``max_width``] (upscaled nearest, downscaled by area) to keep the page light."""
     import cv2
 
     from instaseg_ros.core.draw import draw_instances
@@ -219,10 +225,12 @@ def example_pngs(ex: Example, min_width: int = 320) -> tuple[bytes, bytes]:
     pred = draw_instances(ex.image, ex.prediction, color_by_class=True)
     gt = draw_instances(ex.image, ex.ground_truth, color_by_class=True)
     w = ex.image.shape[1]
-    if w < min_width:
-        f = min_width / w
-        pred = cv2.resize(pred, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
-        gt = cv2.resize(gt, None, fx=f, fy=f, interpolation=cv2.INTER_NEAREST)
+    target = min(max(w, min_width), max_width)
+    if target != w:
+        f = target / w
+        interp = cv2.INTER_NEAREST if f > 1 else cv2.INTER_AREA
+        pred = cv2.resize(pred, None, fx=f, fy=f, interpolation=interp)
+        gt = cv2.resize(gt, None, fx=f, fy=f, interpolation=interp)
     return _png(pred), _png(gt)
 
 
@@ -263,7 +271,7 @@ td,th{border:1px solid #ddd;padding:4px 10px;text-align:left} th{background:#f3f
 
 
 def _bag_title(bag: str) -> str:
-    p = Path(bag)
+    p = Path(bag).resolve()
     return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
