@@ -63,9 +63,14 @@ def validate(seg, fast, images, params) -> bool:
 
     x, _ = seg.preprocess(images)
     diffs = raw_differences(seg.forward_raw(x), fast.forward_raw(x))
-    names = network_specs(seg)[0].output_names
+    specs = network_specs(seg)
+    names = specs[0].output_names
     if list(diffs) == [str(i) for i in range(len(names))]:  # tuple outputs: use the graph's names
         diffs = dict(zip(names, diffs.values()))
+    for spec in specs[1:]:  # second networks (YOLO+FCN mask head) on a few sample inputs
+        sample = spec.sample_input(4).to(seg.device)
+        d = raw_differences(seg.mask_head_raw(sample), fast.mask_head_raw(sample))
+        diffs.update({f"{spec.name}.{n}": v for n, v in zip(spec.output_names, d.values())})
     print(f"largest |exported - pytorch| per raw output (batch of {len(images)}):")
     for k, v in diffs.items():
         print(f"  {k:<10} {v:.3g}")
@@ -75,7 +80,7 @@ def validate(seg, fast, images, params) -> bool:
     print(f"detections (score >= {params.score_threshold}):")
     print("  image  pytorch  exported  matched  max box diff px  min mask IoU  max score diff")
     for i, (a, b) in enumerate(zip(ref, test)):
-        c = compare_instances(a, b, params.score_threshold)
+        c = compare_instances(a, b, params.score_threshold, top_k=params.top_k)
         good = c.ok()
         ok &= good
         print(
@@ -112,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
     onnx_path = out if args.format == "onnx" else out.with_suffix(".onnx")
     dynamic = args.dynamic_batch or args.format == "tensorrt"
     res = export_onnx(seg, onnx_path, args.opset, dynamic, args.batch_size, args.exporter)
-    batch = "dynamic" if dynamic else str(args.batch_size)
     for name, f in res.files.items():
+        batch = "dynamic" if res.metadata[name]["dynamic_batch"] == "1" else res.metadata[name]["batch_size"]
         print(f"wrote {f} ({name}, opset {res.opset}, batch {batch}, {f.stat().st_size / 1e6:.1f} MB)")
     print(f"export took {res.seconds:.1f} s")
     try:

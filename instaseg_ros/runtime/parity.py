@@ -28,7 +28,11 @@ def flatten_raw(raw: Any, prefix: str = "") -> dict[str, torch.Tensor]:
 
 
 def raw_differences(ref: Any, test: Any) -> dict[str, float]:
-    """Largest absolute difference per raw output (same structure required)."""
+    """Largest absolute difference per raw output (same structure required).
+
+    Equal non-finite values (e.g. ``inf`` box sizes of an untrained detector in both) count as equal;
+    a finite value against a non-finite one gives ``inf``.
+    """
     a, b = flatten_raw(ref), flatten_raw(test)
     if set(a) != set(b):
         raise ValueError(f"raw outputs differ in structure: {sorted(a)} vs {sorted(b)}")
@@ -37,7 +41,12 @@ def raw_differences(ref: Any, test: Any) -> dict[str, float]:
         x, y = a[k].detach().float().cpu(), b[k].detach().float().cpu()
         if x.shape != y.shape:
             raise ValueError(f"raw output {k}: shape {tuple(x.shape)} vs {tuple(y.shape)}")
-        out[k] = float((x - y).abs().max()) if x.numel() else 0.0
+        if not x.numel():
+            out[k] = 0.0
+            continue
+        same = (x == y) | (torch.isnan(x) & torch.isnan(y))  # equal infinities count as equal
+        d = torch.where(same, torch.zeros_like(x), (x - y).abs())
+        out[k] = float(torch.nan_to_num(d, nan=float("inf")).max())
     return out
 
 
@@ -69,7 +78,7 @@ class InstanceParity:
         max_score_diff: largest score difference over matched pairs.
         unmatched_ref / unmatched_test: indices without a partner.
         borderline: unmatched instances whose score is within ``score_tol`` of the score threshold
-            or of the lowest kept score (they may legitimately flip between backends).
+            or of the lowest score of a full (top-k) list (they may legitimately flip between backends).
     """
 
     n_ref: int
@@ -89,9 +98,17 @@ class InstanceParity:
 
 
 def compare_instances(
-    ref: Instances, test: Instances, score_threshold: float = 0.0, score_tol: float = 1e-3
+    ref: Instances,
+    test: Instances,
+    score_threshold: float = 0.0,
+    score_tol: float = 1e-3,
+    top_k: int | None = None,
 ) -> InstanceParity:
-    """Match ``test`` to ``ref`` (same class, highest box IoU) and measure the differences."""
+    """Match ``test`` to ``ref`` (same class, highest box IoU) and measure the differences.
+
+    Unmatched instances count as borderline when their score is within ``score_tol`` of
+    ``score_threshold``, or, when a list is full (``top_k`` instances), of its lowest score.
+    """
     res = InstanceParity(n_ref=len(ref), n_test=len(test))
     if len(ref) and len(test):
         iou = _box_iou(ref.boxes, test.boxes)
@@ -111,8 +128,8 @@ def compare_instances(
     mt = {j for _, j in res.matched}
     res.unmatched_ref = [i for i in range(len(ref)) if i not in mr]
     res.unmatched_test = [j for j in range(len(test)) if j not in mt]
-    lows = ([float(ref.scores.min())] if len(ref) else []) + ([float(test.scores.min())] if len(test) else [])
-    floor = min(lows, default=score_threshold)
+    full = [x for x in (ref, test) if top_k is not None and len(x) >= top_k]
+    floor = min((float(x.scores.min()) for x in full), default=score_threshold)
 
     def border(score: float) -> bool:
         return abs(score - score_threshold) <= score_tol or abs(score - floor) <= score_tol
