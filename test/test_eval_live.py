@@ -119,3 +119,29 @@ def test_instances_from_outputs_round_trip():
         assert np.array_equal(back.masks, inst.masks) and np.array_equal(back.class_ids, inst.class_ids)
         np.testing.assert_allclose(back.boxes, inst.boxes, atol=1e-4)
         np.testing.assert_allclose(back.scores, inst.scores, atol=1e-6)
+
+
+def test_node_pid_finds_the_node_under_a_launcher(tmp_path):
+    """Under ``ros2 launch`` the node is a child process: its peak RSS must be the one reported."""
+    import subprocess
+    import sys
+
+    from instaseg_ros.evaluation.live import node_pid, process_peak_rss_mb
+
+    parent = tmp_path / "launcher.py"
+    parent.write_text(
+        "import subprocess, sys\n"
+        "code = 'import time  # instaseg_ros.ros.node\\ntime.sleep(20)'\n"
+        "c = subprocess.Popen([sys.executable, '-c', code])\n"
+        "print(c.pid, flush=True)\n"
+        "c.wait()\n"
+    )
+    p = subprocess.Popen([sys.executable, str(parent)], stdout=subprocess.PIPE, text=True)
+    child = int(p.stdout.readline())
+    try:
+        assert node_pid(p.pid) == child
+        assert process_peak_rss_mb(child) > 1
+    finally:
+        subprocess.run(["kill", str(child)], check=False)
+        p.kill()
+        p.wait(timeout=10)

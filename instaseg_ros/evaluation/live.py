@@ -211,6 +211,31 @@ def process_peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def node_pid(pid: int, marker: str = "instaseg_ros.ros.node") -> int:
+    """``pid`` itself, or its descendant running the node (``ros2 launch`` starts it as a child)."""
+
+    def children(p: int) -> list[int]:
+        out: list[int] = []
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                out += [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                pass
+        return out
+
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd or any(Path(t).name == "instaseg_node" for t in cmd.split()[:2]):
+            return p
+        todo += children(p)
+    return pid
+
+
 def _tail(path: Path, n: int = 2500) -> str:
     try:
         return path.read_text(errors="replace")[-n:]
@@ -344,7 +369,7 @@ def run_live(
         sent_at, lag = _replay(cfg, frames, pub, compressed, writer, wlock, progress, tqdm, col)
         _drain(col, frames, sent_at, cfg.drain_timeout_s, proc)
         time.sleep(0.6)  # one more diagnostics period
-        node_rss = process_peak_rss_mb(proc.pid) if proc.poll() is None else None
+        node_rss = process_peak_rss_mb(node_pid(proc.pid)) if proc.poll() is None else None
         if proc.poll() is not None:
             raise EvalError(
                 f"the node exited (code {proc.returncode}) during the replay; log tail:\n{_tail(log_file)}"
