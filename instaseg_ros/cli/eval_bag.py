@@ -96,6 +96,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="live: extra node parameter (repeatable), e.g. qos_reliability:=reliable",
     )
     m.add_argument(
+        "--launcher",
+        choices=("python", "ros2-launch"),
+        default="python",
+        help="live: start the node as a Python module, or with ros2 launch (installed package)",
+    )
+    m.add_argument(
         "--large-image-profile",
         action="store_true",
         help="live: use the package's Fast DDS profile for camera-sized messages in both processes",
@@ -166,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         num_examples=args.examples,
         output_bag=args.output_bag,
         dds_profile=args.dds_profile,
+        launcher="ros2 launch" if args.launcher == "ros2-launch" else "python",
     )
     try:
         if args.large_image_profile and not cfg.dds_profile:

@@ -357,7 +357,13 @@ def run_live(
         cmd = node_command(cfg, namespace)
         say(f"starting the node {node_base} ({cfg.model.family}; log: {log_file})")
         with open(log_file, "wb") as lf:
-            proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
+            try:
+                proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
+            except FileNotFoundError as e:
+                raise EvalError(
+                    f"cannot start the node: {cmd[0]!r} not found ({e.strerror}); for ros2 launch source the "
+                    f"ROS 2 setup (the installed package), or use the python launcher"
+                ) from e
         _wait_ready(proc, pub, node, node_base, col, cfg.startup_timeout_s, log_file)
         class_names = class_names_from_label_info(col.label_info)
         cat_map = class_to_category(class_names, gt)
