@@ -134,3 +134,16 @@ def test_head_replacement_and_backbone_inference(tmp_path):
     assert torch.equal(new.roi_heads.box_head.fc6.weight, model.roi_heads.box_head.fc6.weight)
     with pytest.raises(ValueError, match="resnet18 backbone, config asks for 'resnet50'"):
         load_model(path, {"backbone": "resnet50"})
+
+
+def test_shipped_model_configs_parse():
+    from pathlib import Path
+
+    from instaseg_ros.models.yolact import load_config_mapping
+
+    files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("maskrcnn_*.yaml"))
+    assert files
+    for f in files:
+        cfg = MaskRcnnConfig.from_dict(load_config_mapping(f))
+        assert cfg.class_names == CLASSES and cfg.num_classes == 6, f
+        InferenceParams(**load_config_mapping(f)["inference"])

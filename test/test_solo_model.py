@@ -159,3 +159,16 @@ def test_checkpoint_errors(seg, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot be read"):
         build_segmenter("solo", weights=str(junk))
+
+
+def test_shipped_model_configs_parse():
+    from pathlib import Path
+
+    from instaseg_ros.models.yolact import load_config_mapping
+
+    files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("solo_*.yaml"))
+    assert files
+    for f in files:
+        cfg = SoloConfig.from_dict(load_config_mapping(f))
+        assert cfg.class_names == CLASSES and len(cfg.scale_ranges) == 5, f
+        InferenceParams(**load_config_mapping(f)["inference"])
