@@ -504,6 +504,8 @@ class EngineRunner:
 
     def __call__(self, x: Tensor) -> list[Tensor]:
         n = x.shape[0]
+        if n == 0:  # e.g. no boxes for the mask head: run one dummy sample, return empty outputs
+            return [o[:0] for o in self._run(torch.zeros((1, *x.shape[1:]), dtype=x.dtype, device=x.device))]
         if n <= self.max_batch:
             return self._run(x)
         parts = [self._run(x[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
@@ -565,7 +567,10 @@ class TensorRTBackend(Backend):
         seg_device = str(getattr(segmenter, "device", "cpu"))
         device = device or (seg_device if seg_device.startswith("cuda") else "cuda:0")
         trt = require_tensorrt(device)
-        super().__init__(segmenter, str(torch.device(device)), precision)
+        dev = torch.device(device)
+        if dev.type != "cuda":
+            raise ValueError(f"backend 'tensorrt': device must be a CUDA device, got {device!r}")
+        super().__init__(segmenter, f"cuda:{dev.index or 0}", precision)
         self.trt = trt
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.cache = EngineCache(Path(engine_dir) if engine_dir is not None else cache / "tensorrt")
@@ -624,7 +629,10 @@ class TensorRTBackend(Backend):
             def build(path=path, key=key, prec=prec, stem=stem, imgs=imgs) -> bytes:
                 cal = None
                 if prec == "int8":
-                    cal_file = self.cache.directory / f"{stem}-{key.calibration[:16]}.calib"
+                    # the table depends on the network and on the images
+                    cal_file = (
+                        self.cache.directory / f"{stem}-{key.onnx_sha256[:8]}-{key.calibration[:16]}.calib"
+                    )
                     cal = make_calibrator(
                         trt,
                         calibration_batches(segmenter, imgs, calib_batch),
