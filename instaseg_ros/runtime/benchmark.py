@@ -434,13 +434,15 @@ def run_model_backends(
         try:
             t0 = time.perf_counter()
             be = make()
-            log(f"[{model_name}] backend {name} ready in {time.perf_counter() - t0:.1f} s")
+            setup_s = time.perf_counter() - t0
+            log(f"[{model_name}] backend {name} ready in {setup_s:.1f} s")
         except (BackendUnavailableError, NotImplementedError, ValueError) as e:
             skipped[name] = str(e)
             log(f"[{model_name}] backend {name} skipped: {e}")
             continue
         for b in batches:
             row = time_segmenter(None, be, images, b, warmup, runs, params, model_name)
+            row.info["setup_s"] = round(setup_s, 2)  # backend creation incl. export/engine build
             rows.append(row)
             log(
                 f"[{model_name}] {name} batch {b}: e2e {row.e2e.median_ms:.1f} ms/batch, "
