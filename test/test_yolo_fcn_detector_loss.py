@@ -120,3 +120,77 @@ def test_tiny_detector_learns_boxes():
         inter = (rb - lt).clamp(min=0).prod()
         ious.append(float(inter / ((top[2:] - top[:2]).prod() + (gt[2:] - gt[:2]).prod() - inter)))
     assert np.mean(ious) > 0.5, ious
+
+
+def _experiment(tmp_path, **model_over):
+    from instaseg_ros.training.config import TASKS, config_from_dict
+
+    TASKS.setdefault("yolo_detector", "instaseg_ros.training.yolo_task:YoloDetectorTask")
+    model = {"detector": "yolov3-tiny", "darknet_width": 0.125, "input_size": 64,
+             "fcn": {"arch": "resnet18", "width": 0.25, "crop_size": 32}, **model_over}  # fmt: skip
+    return config_from_dict(
+        {
+            "task": "yolo_detector",
+            "seed": 0,
+            "out_dir": str(tmp_path / "run"),
+            "model": model,
+            "data": {
+                "train": {"kind": "synthetic", "num_images": 2, "seed": 1, "width": 96, "height": 72},
+                "val": {"kind": "synthetic", "num_images": 1, "seed": 2, "width": 96, "height": 72},
+                "augment": {"hflip": 0, "photometric": 0, "blur": 0, "noise": 0, "jpeg": 0, "scale_crop": 0},
+                "batch_size": 2,
+            },
+            "optim": {
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "schedule": "constant",
+                "warmup_iters": 0,
+                "max_iters": 3,
+            },
+            "train": {
+                "val_interval": 0,
+                "log_interval": 1,
+                "checkpoint_interval": 1000,
+                "num_threads": 1,
+                "select_metric": "bbox.AP",
+            },  # fmt: skip
+        }
+    )
+
+
+def test_detector_task_trains_through_trainer_and_writes_a_yolo_fcn_checkpoint(tmp_path):
+    from instaseg_ros.models import build_segmenter
+    from instaseg_ros.models.fcn import FcnConfig, build_fcn, save_fcn_checkpoint
+    from instaseg_ros.training.trainer import Trainer
+    from instaseg_ros.training.yolo_task import YoloDetectorTask
+
+    fcn_cfg = FcnConfig("resnet18", 0.25, 32)
+    save_fcn_checkpoint(tmp_path / "fcn.pt", build_fcn(fcn_cfg), fcn_cfg)
+    cfg = _experiment(tmp_path, fcn_weights=str(tmp_path / "fcn.pt"))
+    task = YoloDetectorTask(cfg)
+    assert task.model_cfg.detector_classes == ["person", "chair", "couch", "dining table", "toilet"]
+    before = {k: v.clone() for k, v in task.module.state_dict().items()}
+    Trainer(cfg, task, cfg.out_dir, progress=False).run()
+    assert any(not torch.equal(before[k], v) for k, v in task.module.state_dict().items())
+    best = tmp_path / "run" / "best.pth"
+    assert best.is_file()
+    # a complete yolo_fcn model: detector from training, FCN from fcn_weights; no allow_random flags
+    seg = build_segmenter("yolo_fcn", weights=str(best))
+    assert seg.class_names == task.model_cfg.detector_classes and seg.config.detector == "yolov3-tiny"
+    img = np.zeros((72, 96, 3), np.uint8)
+    assert seg.segment([img])[0].image_size == (72, 96)
+    x = torch.rand(1, 3, 64, 64)
+    task.module.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(seg.darknet(x)[1], task.module(x)[1])
+
+    # without fcn_weights the checkpoint holds the detector only and the segmenter asks for an FCN
+    cfg2 = _experiment(tmp_path / "b")
+    task2 = YoloDetectorTask(cfg2)
+    (tmp_path / "b").mkdir()
+    task2.save_inference(tmp_path / "b" / "det.pth")
+    with pytest.raises(ValueError, match="no FCN mask-head weights"):
+        build_segmenter("yolo_fcn", weights=str(tmp_path / "b" / "det.pth"))
+    seg = build_segmenter("yolo_fcn", weights=str(tmp_path / "b" / "det.pth"),
+                          config={"fcn_weights": str(tmp_path / "fcn.pt")})  # fmt: skip
+    assert len(seg.class_names) == 5

@@ -504,7 +504,7 @@ def build_yolo_fcn(
     fcn_cfg = cfg.fcn
     fcn_state = None
     fcn_source: Path | str = "fcn"
-    if ckpt is not None and "fcn" in ckpt and not cfg.fcn_weights:
+    if ckpt is not None and ckpt.get("fcn") is not None and not cfg.fcn_weights:
         fcn_state, fcn_source = ckpt["fcn"], wpath
     elif cfg.fcn_weights:
         fcn_source = Path(cfg.fcn_weights)

@@ -1,0 +1,214 @@
+"""YOLOv3 detector training for YOLO+FCN on our data (the shared :class:`Trainer` runs it).
+
+``model:`` holds :class:`~instaseg_ros.models.yolo_fcn.YoloFcnConfig` fields. The detector's
+classes are the dataset's (``detector_classes`` defaults to them); ``fcn`` / ``fcn_weights``
+name the mask head that goes into the written checkpoint, so that with a trained FCN
+(``instaseg train`` task ``fcn``) ``best.pth`` is a complete yolo_fcn model::
+
+    task: yolo_detector
+    model: {detector: yolov3-tiny, darknet_width: 0.5, input_size: 256,
+            fcn: {arch: resnet18, width: 0.5, crop_size: 96}, fcn_weights: models/fcn_r18_indoor.pth}
+    init: {weights: null}      # or a Darknet .weights / yolo_fcn checkpoint of the same network
+    loss: {ignore_thresh: 0.5}
+    train: {select_metric: bbox.AP}
+
+Validation reports COCO box AP (and mask AP of box-shaped masks: the mask head is not trained here).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from instaseg_ros.training.config import ConfigError, ExperimentConfig
+from instaseg_ros.training.datasets import build_dataset, dataset_report
+from instaseg_ros.training.trainer import TrainTask
+from instaseg_ros.training.yolov3_loss import init_head_biases, letterbox_batch, yolov3_loss
+
+
+class YoloDetectorTask(TrainTask):
+    """Trains the Darknet of a yolo_fcn model with :func:`yolov3_loss`."""
+
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        from instaseg_ros.models.yolo_fcn import YoloFcnConfig
+        from instaseg_ros.models.yolov3 import build_yolov3
+
+        self.cfg = cfg
+        loss = dict(cfg.loss or {})
+        unknown = set(loss) - {"ignore_thresh"}
+        if unknown:
+            raise ConfigError(
+                f"loss: unknown keys {sorted(unknown)} for task yolo_detector; known: ['ignore_thresh']"
+            )
+        self.ignore_thresh = float(loss.get("ignore_thresh", 0.5))
+        model = dict(cfg.model)
+        model.pop("family", None)
+        model.setdefault("detector_classes", self._dataset_classes())
+        model["allow_random_detector"] = True
+        model["allow_random_fcn"] = True
+        try:
+            self.model_cfg = YoloFcnConfig.from_dict(model, "model")
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"model: {e}") from None
+        m = self.model_cfg
+        torch.manual_seed(cfg.seed)
+        self.module = build_yolov3(
+            len(m.detector_classes),
+            m.input_size,
+            m.darknet_width,
+            m.darknet_depth,
+            m.cfg,
+            m.anchors,
+            m.detector,
+        )
+        self.module.init_weights(cfg.seed)
+        init_head_biases(self.module)
+        if cfg.init.weights:
+            self._load(Path(cfg.init.weights))
+        self._train_ds = None
+        self._val_ds = None
+
+    def _dataset_classes(self) -> list[str]:
+        from instaseg_ros.data.synthetic import CLASS_NAMES
+
+        spec = self.cfg.data.train
+        if spec.kind == "synthetic":
+            return list(CLASS_NAMES)
+        return list(self.train_dataset().class_names)
+
+    def _load(self, path: Path) -> None:
+        if path.suffix.lower() == ".weights":
+            from instaseg_ros.weights.darknet import load_darknet_weights
+
+            load_darknet_weights(self.module, path)
+            return
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        sd = obj.get("detector") if isinstance(obj, dict) else None
+        if not isinstance(sd, dict):
+            raise ValueError(f"{path}: not a yolo_fcn checkpoint (expected a dict with 'detector')")
+        missing, unexpected = self.module.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{path}: detector weights do not match: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+
+    # ------------------------------------------------------------------ data
+    def train_dataset(self):
+        if self._train_ds is None:
+            from instaseg_ros.data.augment import AugmentConfig, build_transform
+
+            aug = dict(self.cfg.data.augment)
+            aug.setdefault("seed", self.cfg.seed)
+            try:
+                tf = build_transform(AugmentConfig.from_dict(aug), train=True)
+            except ValueError as e:
+                raise ConfigError(f"data.augment: {e}") from None
+            self._train_ds = build_dataset(self.cfg.data.train, tf)
+        return self._train_ds
+
+    def val_dataset(self):
+        if self._val_ds is None and self.cfg.data.val is not None:
+            self._val_ds = build_dataset(self.cfg.data.val, None)
+        return self._val_ds
+
+    def data_reports(self) -> dict[str, Any]:
+        out = {}
+        for split, ds in (("train", self._train_ds), ("val", self._val_ds)):
+            rep = dataset_report(ds) if ds is not None else None
+            if rep:
+                out[split] = rep
+        return out
+
+    def collate(self, samples: list) -> dict[str, Any]:
+        """Samples -> ``{"x": [B, 3, S, S] letterboxed, "targets": [{boxes (net px), labels}], "images"}``."""
+        samples = [s for s in samples if s is not None]
+        images = [s[0] for s in samples]
+        x, targets = letterbox_batch(images, [s[1] for s in samples], self.model_cfg.input_size,
+                                     self.model_cfg.pad_value)  # fmt: skip
+        return {"x": x, "targets": targets, "images": images}
+
+    def loss(self, module: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Tensor]:
+        net = module.module if hasattr(module, "module") else module  # DDP-wrapped
+        targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
+        raw = module(batch["x"].to(device), decode=False)
+        return yolov3_loss(raw, net, targets, self.ignore_thresh)
+
+    # ------------------------------------------------------------------ validation / checkpoints
+    def _segmenter(self, device: torch.device):
+        from instaseg_ros.models.fcn import build_fcn
+        from instaseg_ros.models.yolo_fcn import YoloFcnSegmenter
+
+        return YoloFcnSegmenter(
+            self.module, build_fcn(self.model_cfg.fcn), self.model_cfg, device=str(device)
+        )
+
+    def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
+        from instaseg_ros.core.instances import Instances
+        from instaseg_ros.core.paste import paste_masks
+        from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
+
+        was = self.module.training
+        seg = self._segmenter(device)
+        params = seg.params.updated(score_threshold=self.cfg.train.score_threshold, top_k=100)
+        n = len(dataset) if not max_images else min(max_images, len(dataset))
+        cat_ids = list(getattr(dataset, "category_ids", [])) or list(range(1, len(seg.class_names) + 1))
+        results, ids = [], []
+        with torch.inference_mode():
+            for i in range(n):
+                sample = dataset[i]
+                if sample is None:
+                    continue
+                image, t = sample
+                ids.append(int(t["image_id"]))
+                x, metas = seg.preprocess([image])
+                boxes, scores, cls = seg.detect(seg.forward_raw(x), metas, params)[0]
+                boxes = boxes.cpu()
+                masks = paste_masks(torch.ones(len(boxes), 2, 2), boxes, image.shape[:2])  # box-shaped
+                size = image.shape[:2]
+                inst = Instances(boxes.numpy(), scores.cpu().numpy(), cls.cpu().numpy(), masks, size)
+                results += instances_to_coco(inst, ids[-1], cat_ids)
+        self.module.train(was)
+        return evaluate_coco(dataset.coco_gt(), results, image_ids=sorted(set(ids)))
+
+    def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
+        """A yolo_fcn checkpoint: this detector + the FCN of ``model.fcn_weights`` (or none: then
+        the segmenter needs ``fcn_weights`` in its config when it loads this file)."""
+        from instaseg_ros.models.yolo_fcn import CHECKPOINT_FORMAT
+
+        cfg = self.model_cfg.to_dict()
+        fcn_state = None
+        if self.model_cfg.fcn_weights:
+            obj = torch.load(self.model_cfg.fcn_weights, map_location="cpu", weights_only=True)
+            fcn_state = obj.get("fcn", obj)
+            if "fcn_config" in obj:
+                cfg["fcn"] = dict(obj["fcn_config"])
+        cfg.update(fcn_weights=None, allow_random_fcn=False, allow_random_detector=False)
+
+        def cast(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {k: v.detach().cpu().half() if fp16 and v.is_floating_point() else v.detach().cpu()
+                    for k, v in sd.items()}  # fmt: skip
+
+        ckpt = {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "config": cfg,
+            "detector": cast(self.module.state_dict()),
+            "fcn": cast(fcn_state) if fcn_state is not None else None,
+            "training": {"iteration": int(extra.pop("iteration", -1)), **extra},
+        }
+        path = Path(path)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            tmp = Path(f.name)
+        torch.save(ckpt, tmp)
+        tmp.replace(path)
+
+    def load_inference(self, path: Path) -> None:
+        self._load(Path(path))
+
+
+def build_task(cfg: ExperimentConfig) -> YoloDetectorTask:
+    return YoloDetectorTask(cfg)
