@@ -13,7 +13,7 @@ same images in the same process, one family after the other.
         --out benchmarks/results/compare_families.json
 
 ``--family NAME WEIGHTS [CONFIG]``: WEIGHTS may be ``-`` for random weights (pipeline timing only).
-AP uses score threshold ``--eval-score-threshold`` (COCO practice: low, 0.05) and top-k 100; latency
+AP uses score threshold ``--eval-score-threshold`` (COCO practice: low, 0.05) and ``--eval-top-k``; latency
 uses the deployment defaults of ``InferenceParams`` (score 0.3) unless ``--latency-score-threshold``.
 Writes JSON (machine, load average, sizes, warm-up, runs, per-family AP / median / p95 / mean latency,
 training budget) and prints a Markdown table.
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runs", type=int, default=20, help="timed batch-1 calls per family")
     ap.add_argument("--eval-score-threshold", type=float, default=0.05)
+    ap.add_argument("--eval-top-k", type=int, default=100, help="detections per image for AP")
     ap.add_argument("--latency-score-threshold", type=float, default=0.3)
     ap.add_argument("--out", default="benchmarks/results/compare_families.json")
     args = ap.parse_args(argv)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = SyntheticDataset(args.num_images, seed=args.seed, config=synth, cache=True)
     ds.category_ids = [i + 1 for i in range(len(ds.class_names))]
     images = [ds[i][0] for i in range(len(ds))]
-    eval_params = InferenceParams(score_threshold=args.eval_score_threshold, top_k=100)
+    eval_params = InferenceParams(score_threshold=args.eval_score_threshold, top_k=args.eval_top_k)
     lat_params = InferenceParams(score_threshold=args.latency_score_threshold, top_k=100)
     result: dict[str, Any] = {
         "machine": machine_info(args.threads),
