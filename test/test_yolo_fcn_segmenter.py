@@ -248,6 +248,16 @@ def test_darknet_weights_plus_fcn_checkpoint_and_combined_checkpoint(tmp_path, s
     # run-time overrides on top of a checkpoint: a different class subset, same weights
     sub = build_segmenter("yolo_fcn", weights=str(tmp_path / "combined.pt"), config={"classes": ["person"]})
     assert sub.class_names == ["person"]
+    # a shipped model config with another network description: the checkpoint's networks win,
+    # its run-time keys (input size, thresholds) apply
+    node_like = build_segmenter(
+        "yolo_fcn",
+        weights=str(tmp_path / "combined.pt"),
+        config=str(ROOT / "config/models/yolo_fcn_indoor.yaml"),
+    )
+    assert node_like.config.darknet_width == 0.25 and node_like.config.fcn.crop_size == 64
+    assert node_like.config.input_size == 416 and node_like.params.score_threshold == 0.5
+    assert node_like.segment([img])[0].image_size == img.shape[:2]
 
     wrong = tmp_path / "wrong.pt"
     torch.save({"format": "something"}, wrong)

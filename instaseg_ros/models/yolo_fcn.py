@@ -25,6 +25,7 @@ read with ``weights_only=True``).
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,13 @@ from instaseg_ros.models.fcn import FcnConfig, bgr_to_tensor, build_fcn
 from instaseg_ros.models.registry import register_family
 from instaseg_ros.models.yolov3 import COCO_CLASSES, DETECTORS, Darknet, build_yolov3
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_FORMAT = "instaseg_yolo_fcn"
+#: config keys that define the networks: taken from a checkpoint, never from the user's config
+ARCHITECTURE_KEYS = frozenset(
+    {"detector", "cfg", "darknet_width", "darknet_depth", "anchors", "detector_classes", "fcn"}
+)
 FCN_CHECKPOINT_FORMAT = "instaseg_fcn"
 #: the seed's five indoor classes (and the synthetic data set's, in this order)
 INDOOR_CLASSES = ["person", "chair", "couch", "dining table", "toilet"]
@@ -444,7 +451,8 @@ def build_yolo_fcn(
         weights: a Darknet ``.weights`` file (detector only) or a yolo_fcn checkpoint
             (config + detector + FCN); ``None`` needs ``allow_random_detector``.
         config: YAML path, dict or :class:`YoloFcnConfig`; for a checkpoint, the given
-            keys override the checkpoint's config.
+            run-time keys (classes, input_size, inference, ...) override the checkpoint's config,
+            network keys (:data:`ARCHITECTURE_KEYS`) come from the checkpoint.
         overrides: config keys given as keyword arguments (override ``config``).
     """
     if isinstance(config, YoloFcnConfig):
@@ -470,10 +478,14 @@ def build_yolo_fcn(
                 )
             base = dict(ckpt["config"])
             for k, v in user.items():
-                if k == "fcn" and isinstance(v, dict):
-                    base["fcn"] = {**base.get("fcn", {}), **v}
-                else:
-                    base[k] = v
+                if k in ARCHITECTURE_KEYS and v != base.get(k):
+                    if k == "fcn" and user.get("fcn_weights"):
+                        continue  # the FCN file's own architecture is used
+                    log.warning(
+                        "%s: ignoring config %s=%r: the checkpoint's network has %r", wpath, k, v, base.get(k)
+                    )
+                    continue
+                base[k] = v
             user = base
     cfg = YoloFcnConfig.from_dict(user)
 
