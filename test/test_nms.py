@@ -134,3 +134,17 @@ def test_crop_masks_exact_hand_made():
     # swapped corners are sanitised (x1 > x2 behaves like the ordered box)
     swapped = crop_masks(masks[:1], torch.tensor([[0.5, 0.6, 0.2, 0.3]]), padding=0)
     np.testing.assert_array_equal(swapped[0].numpy(), expected0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), thr=st.floats(0.05, 0.9))
+def test_fast_nms_score_threshold_equals_filtering_afterwards(seed, thr):
+    rng = np.random.default_rng(seed)
+    n, c = 60, 6
+    boxes = torch.from_numpy(_random_boxes(rng, n))
+    scores = torch.from_numpy(rng.uniform(0, 1, (c, n)).astype(np.float32) ** 3)
+    i0, c0, s0 = fast_nms(boxes, scores, 0.5, top_k=20, max_detections=1000)
+    keep = s0 > thr
+    i1, c1, s1 = fast_nms(boxes, scores, 0.5, top_k=20, max_detections=1000, score_threshold=thr)
+    assert set(zip(i1.tolist(), c1.tolist())) == set(zip(i0[keep].tolist(), c0[keep].tolist()))
+    assert torch.equal(s1, s0[keep])

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from instaseg_ros.models import build_segmenter
-from instaseg_ros.models.yolact import YolactConfig, YolactSE, load_model, save_checkpoint
+from instaseg_ros.models.yolact import (
+    YolactConfig,
+    YolactSE,
+    config_for_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from instaseg_ros.weights.yolact_checkpoint import load_state_dict_into, read_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -63,7 +69,7 @@ def test_official_layout_loads_with_only_attention_keys_missing(tag, backbone):
 def test_official_file_config_is_inferred(r50_file, tmp_path):
     sd, stored = read_checkpoint(r50_file)
     assert stored is None and len(sd) == 354
-    seg = build_segmenter("yolact", weights=str(r50_file))
+    seg = build_segmenter("yolact", weights=str(r50_file), optimize=False)
     cfg = seg.cfg
     assert (cfg.backbone, cfg.num_classes, cfg.input_size, cfg.attention, cfg.semantic_head) == (
         "resnet50",
@@ -75,11 +81,9 @@ def test_official_file_config_is_inferred(r50_file, tmp_path):
     assert seg.class_names[0] == "person" and len(seg.class_names) == 80
     assert seg.model.priors.shape == (19248, 4)
     # im700 in the file name selects the 700 input and its anchors; config keys override
-    p700 = tmp_path / "yolact_im700_54_800000.pth"
-    p700.write_bytes(r50_file.read_bytes())
-    _, cfg700 = load_model(p700)
+    cfg700 = config_for_checkpoint(sd, None, tmp_path / "yolact_im700_54_800000.pth")
     assert cfg700.input_size == 700 and cfg700.anchor_scales == [30, 61, 122, 244, 488]
-    _, cfg_se = load_model(r50_file, {"attention": True, "input_size": 400})
+    cfg_se = config_for_checkpoint(sd, None, r50_file, {"attention": True, "input_size": 400})
     assert cfg_se.attention and cfg_se.input_size == 400 and cfg_se.anchor_scales[0] == 17
 
 
@@ -150,3 +154,9 @@ def test_own_checkpoint_round_trip(tmp_path):
     for k in ("loc", "conf", "mask", "proto"):
         torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-4)
         assert torch.equal(exact[k], a[k])
+
+
+def test_official_file_with_shipped_config(r50_file):
+    cfg_file = Path(__file__).resolve().parents[1] / "config" / "models" / "yolact_resnet50.yaml"
+    _, cfg = load_model(r50_file, str(cfg_file))
+    assert cfg.backbone == "resnet50" and not cfg.attention

@@ -138,3 +138,13 @@ def test_darknet53_forward_shapes():
     with torch.no_grad():
         out = model(torch.randn(1, 3, 96, 96))
     assert out["loc"].shape[1] == model.priors.shape[0] == 3 * sum(s * s for s in feature_sizes(96))
+
+
+def test_shipped_model_configs_parse():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("yolact_*.yaml"))
+    assert len(files) >= 4
+    for f in files:
+        cfg = YolactConfig.from_yaml(f)
+        assert len(cfg.class_names) == cfg.num_classes

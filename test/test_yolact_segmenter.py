@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from instaseg_ros.core.boxes import point_form
+from instaseg_ros.core.boxes import crop_masks, point_form
 from instaseg_ros.core.masks import masks_to_boxes
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models import build_segmenter
@@ -190,3 +190,18 @@ def test_fp16_cuda_matches_fp32():
     assert r16["loc"].dtype == torch.float16
     torch.testing.assert_close(r16["conf"].float(), r32["conf"].half().float(), atol=0.05, rtol=0.05)
     assert len(s16.postprocess(r16, metas)) == 1
+
+
+def test_cpu_window_upsampling_equals_full_interpolation():
+    g = torch.Generator().manual_seed(5)
+    proto = torch.relu(torch.randn(40, 40, 8, generator=g))
+    coeffs = torch.tanh(torch.randn(30, 8, generator=g)) * 3
+    xy = torch.rand(30, 2, generator=g) * 0.8
+    boxes = torch.cat([xy, xy + 0.02 + torch.rand(30, 2, generator=g) * 0.5], 1)
+    boxes[0] = torch.tensor([-0.2, -0.1, 1.3, 1.2])  # beyond the image
+    boxes[1] = torch.tensor([0.5, 0.5, 0.5, 0.7])  # zero width
+    out = assemble_masks(proto, coeffs, boxes, (97, 131))
+    m = crop_masks(torch.sigmoid(torch.einsum("hwk,nk->nhw", proto, coeffs)), boxes, 1.0)
+    ref = F.interpolate(m[None], size=(97, 131), mode="bilinear", align_corners=False)[0] > 0.5
+    assert out.shape == ref.shape and out.dtype == torch.bool
+    assert torch.equal(out, ref)

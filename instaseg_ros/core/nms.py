@@ -22,6 +22,7 @@ def fast_nms(
     iou_threshold: float = 0.5,
     top_k: int = 200,
     max_detections: int = 100,
+    score_threshold: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-class Fast NMS.
 
@@ -31,22 +32,35 @@ def fast_nms(
         iou_threshold: a box is dropped if a higher-scoring box of its class overlaps it by more.
         top_k: candidates considered per class (highest scores).
         max_detections: detections returned over all classes (highest scores).
+        score_threshold: if given, only (candidate, class) pairs scoring above it are returned, and
+            classes with no such pair are skipped before the IoU matrices are built. The result equals
+            the unthresholded result filtered by score: a box is only ever suppressed by a box of
+            its class with a *higher* score, which is then above the threshold as well.
     Returns:
         (index [D] into the N candidates, class [D] int64, score [D]), sorted by score descending.
         A candidate can appear once per class.
     """
     num_classes, n = scores.shape
+    classes_kept = None
+    if score_threshold is not None and n > 0 and num_classes > 0:
+        above = scores > score_threshold
+        classes_kept = torch.nonzero(above.any(dim=1)).flatten()
+        scores = scores[classes_kept]
+        num_classes = scores.shape[0]
+        top_k = min(top_k, int(above.sum(dim=1).max()))
     if n == 0 or num_classes == 0:
         empty = torch.zeros(0, dtype=torch.long, device=boxes.device)
         return empty, empty.clone(), scores.new_zeros(0)
-    sorted_scores, idx = scores.sort(dim=1, descending=True)
-    idx = idx[:, :top_k]
-    sorted_scores = sorted_scores[:, :top_k]
+    sorted_scores, idx = scores.topk(min(top_k, n), dim=1, largest=True, sorted=True)
     cls_boxes = boxes[idx]  # [C, D, 4]
     iou = box_iou(cls_boxes, cls_boxes).triu_(diagonal=1)
     iou_max = iou.max(dim=1).values  # [C, D]: max IoU with a higher-scoring box of the same class
     keep = iou_max <= iou_threshold
+    if score_threshold is not None:
+        keep &= sorted_scores > score_threshold
     classes = torch.arange(num_classes, device=boxes.device)[:, None].expand_as(keep)[keep]
+    if classes_kept is not None:
+        classes = classes_kept[classes]
     det_idx = idx[keep]
     det_scores, order = sorted_scores[keep].sort(descending=True)
     order = order[:max_detections]
@@ -69,9 +83,7 @@ def cc_fast_nms(
         empty = torch.zeros(0, dtype=torch.long, device=boxes.device)
         return empty, empty.clone(), scores.new_zeros(0)
     best, classes = scores.max(dim=0)
-    sorted_scores, idx = best.sort(descending=True)
-    idx = idx[:top_k]
-    sorted_scores = sorted_scores[:top_k]
+    sorted_scores, idx = best.topk(min(top_k, n), largest=True, sorted=True)
     b = boxes[idx]
     iou = box_iou(b, b).triu_(diagonal=1)
     keep = iou.max(dim=0).values <= iou_threshold

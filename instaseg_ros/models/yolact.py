@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from instaseg_ros.core.boxes import crop_masks, decode_boxes
+from instaseg_ros.core.boxes import crop_masks, decode_boxes, sanitize_coordinates
 from instaseg_ros.core.images import validate_images
 from instaseg_ros.core.instances import Instances
 from instaseg_ros.core.nms import cc_fast_nms, fast_nms
@@ -534,8 +534,14 @@ class YolactSegmenter(Segmenter):
         boxes = decode_boxes(raw["loc"][b].float()[cand], priors)
         coeffs = raw["mask"][b].float()[cand]
         scores = conf[cand].t().contiguous()  # [C, n]
-        nms = cc_fast_nms if p.cross_class_nms else fast_nms
-        idx, classes, det_scores = nms(boxes, scores, p.nms_threshold, self.cfg.nms_top_k, p.top_k)
+        if p.cross_class_nms:
+            idx, classes, det_scores = cc_fast_nms(
+                boxes, scores, p.nms_threshold, self.cfg.nms_top_k, p.top_k
+            )
+        else:
+            idx, classes, det_scores = fast_nms(
+                boxes, scores, p.nms_threshold, self.cfg.nms_top_k, p.top_k, score_threshold=p.score_threshold
+            )
         good = det_scores > p.score_threshold
         idx, classes, det_scores = idx[good], classes[good], det_scores[good]
         if idx.numel() == 0:
@@ -560,6 +566,24 @@ class YolactSegmenter(Segmenter):
         return self.postprocess(self.forward_raw(x), metas, params)
 
 
+def bilinear_matrix(out_size: int, in_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[out, in] matrix ``R`` with ``R @ v`` = 1-D bilinear resampling of ``v`` (align_corners=False).
+
+    Same source coordinates and weights as ``F.interpolate(mode="bilinear", align_corners=False)``
+    (float32 arithmetic, negative coordinates clamped to 0, last index repeated at the border).
+    """
+    scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    src = ((torch.arange(out_size, dtype=torch.float32) + 0.5) * scale - 0.5).clamp(min=0)
+    i0 = src.long().clamp(max=in_size - 1)
+    i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
+    l1 = src - i0.float()
+    r = torch.zeros(out_size, in_size, dtype=torch.float32)
+    rows = torch.arange(out_size)
+    r.index_put_((rows, i0), 1.0 - l1, accumulate=True)
+    r.index_put_((rows, i1), l1, accumulate=True)
+    return r.to(device)
+
+
 def assemble_masks(
     proto: torch.Tensor,
     coeffs: torch.Tensor,
@@ -577,11 +601,38 @@ def assemble_masks(
         image_size: (H, W) of the original image.
     Returns:
         [N, H, W] bool: bilinear-upsampled (align_corners=False) cropped sigmoid(proto @ coeffs) > threshold.
+
+    On CUDA the whole [N, H, W] stack is upsampled at once. On CPU only each mask's crop window
+    is resampled (the cropped mask is exactly zero elsewhere), as ``Ry[rows, ys] @ m[ys, xs] @
+    Rx[cols, xs]^T`` with :func:`bilinear_matrix` weights: the same values up to float rounding at
+    a fraction of the cost for many or small detections.
     """
     m = torch.sigmoid(torch.einsum("hwk,nk->nhw", proto, coeffs))
     m = crop_masks(m, boxes, crop_padding)
-    m = F.interpolate(m[None], size=tuple(image_size), mode="bilinear", align_corners=False)[0]
-    return m > threshold
+    n, h, w = m.shape
+    big_h, big_w = (int(v) for v in image_size)
+    if m.device.type != "cpu" or n == 0:
+        m = F.interpolate(m[None], size=(big_h, big_w), mode="bilinear", align_corners=False)[0]
+        return m > threshold
+    ry = bilinear_matrix(big_h, h)
+    rx = bilinear_matrix(big_w, w)
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, crop_padding)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h, crop_padding)
+    # integer window of kept prototype pixels: x1 <= col < x2
+    xa, xb = x1.ceil().long().tolist(), x2.ceil().long().tolist()
+    ya, yb = y1.ceil().long().tolist(), y2.ceil().long().tolist()
+    out = torch.zeros(n, big_h, big_w, dtype=torch.bool)
+    for i in range(n):
+        if xb[i] <= xa[i] or yb[i] <= ya[i]:
+            continue
+        rows = torch.nonzero(ry[:, ya[i] : yb[i]].sum(1) > 0).flatten()
+        cols = torch.nonzero(rx[:, xa[i] : xb[i]].sum(1) > 0).flatten()
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        win = m[i, ya[i] : yb[i], xa[i] : xb[i]]
+        val = ry[r0:r1, ya[i] : yb[i]] @ win @ rx[c0:c1, xa[i] : xb[i]].t()
+        out[i, r0:r1, c0:c1] = val > threshold
+    return out
 
 
 # ------------------------------------------------------------------------------- checkpoints/build
@@ -604,6 +655,24 @@ def save_checkpoint(path: str | Path, model: YolactSE, cfg: YolactConfig | None 
     )
 
 
+def config_for_checkpoint(
+    state_dict: dict[str, torch.Tensor],
+    stored: dict[str, Any] | None,
+    path: str | Path | None,
+    user: dict[str, Any] | None = None,
+) -> YolactConfig:
+    """The config of a checkpoint: the stored one (ours) or the one inferred from an official state
+    dict, with the ``user`` keys on top. A user ``input_size`` on an official file rescales its anchors."""
+    from instaseg_ros.weights.yolact_checkpoint import infer_config_from_state_dict
+
+    user = user or {}
+    base = stored if stored is not None else infer_config_from_state_dict(state_dict, path)
+    merged = {**base, **user}
+    if "input_size" in user and "anchor_scales" not in user and stored is None:
+        merged["anchor_scales"] = None  # rescale the official anchors to the requested size
+    return YolactConfig.from_dict(merged)
+
+
 def load_model(
     weights: str | Path | None = None, config: str | Path | dict[str, Any] | YolactConfig | None = None
 ) -> tuple[YolactSE, YolactConfig]:
@@ -611,22 +680,14 @@ def load_model(
 
     Raises ``ValueError`` for files that are not YOLACT checkpoints or that do not match the config.
     """
-    from instaseg_ros.weights.yolact_checkpoint import (
-        infer_config_from_state_dict,
-        load_state_dict_into,
-        read_checkpoint,
-    )
+    from instaseg_ros.weights.yolact_checkpoint import load_state_dict_into, read_checkpoint
 
     user = config.to_dict() if isinstance(config, YolactConfig) else load_config_mapping(config)
     if weights is None:
         cfg = YolactConfig.from_dict(user)
         return YolactSE(cfg), cfg
     state_dict, stored = read_checkpoint(weights)
-    base = stored if stored is not None else infer_config_from_state_dict(state_dict, weights)
-    merged = {**base, **user}
-    if "input_size" in user and "anchor_scales" not in user and stored is None:
-        merged["anchor_scales"] = None  # rescale the official anchors to the requested size
-    cfg = YolactConfig.from_dict(merged)
+    cfg = config_for_checkpoint(state_dict, stored, weights, user)
     model = YolactSE(cfg)
     load_state_dict_into(model, state_dict, source=str(weights))
     return model, cfg

@@ -1,0 +1,290 @@
+"""YOLACT latency by stage (pre-processing, network, post-processing), optionally against the authors' code.
+
+Default: ResNet-50, 550x550 input, 80 classes, one 640x480 image, batch 1, CPU fp32. The weights are
+random (seeded) with sharpened class logits, so post-processing sees a realistic worst case (up to
+``--top-k`` detections with full masks) instead of an empty result.
+
+Variants (``--variants``): ``optimized`` (our default segmenter: BatchNorm folded into the convs,
+channels-last), ``plain`` (the module as trained/loaded). With ``--official DIR`` (a checkout of
+github.com/dbolya/yolact, patched to import without CUDA; never part of this repository) the authors'
+pipeline (FastBaseTransform -> Yolact + Fast NMS -> postprocess) runs on the same weights and image
+in the same process, interleaved with ours, and the detections are compared.
+
+Wall time on a shared machine is noisy: the JSON also records process CPU time per stage and the
+load average, which compare variants fairly when other jobs compete for the cores.
+
+    python benchmarks/bench_yolact.py [--backbone resnet50] [--size 550] [--runs 10] [--threads 2]
+    python benchmarks/bench_yolact.py --official /tmp/yolact_official
+    python benchmarks/bench_yolact.py --device cuda --precisions fp32,fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from instaseg_ros.core.segmenter import InferenceParams
+from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter
+
+
+def machine_info(threads: int) -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "loadavg_start": list(os.getloadavg()),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def test_image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Deterministic BGR image with shapes (what the parity check used)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = (rng.random((height, width, 3)) * 60).astype(np.uint8)
+    for _ in range(8):
+        c = tuple(int(v) for v in rng.integers(0, 255, 3))
+        center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        cv2.circle(img, center, int(rng.integers(20, max(21, min(width, height) // 4))), c, -1)
+    return img
+
+
+def decisive_random_model(cfg: YolactConfig, seed: int = 0) -> YolactSE:
+    """Random weights whose outputs look like a trained model's: confident classes, non-flat masks."""
+    torch.manual_seed(seed)
+    model = YolactSE(cfg).eval()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                m.weight.uniform_(0.3, 0.7, generator=g)
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+        head = model.prediction_layers[0]
+        head.conf_layer.weight.mul_(30.0)
+        head.mask_layer.weight.mul_(3.0)
+        model.proto_net[10].weight.mul_(10.0)
+    return model
+
+
+class Timer:
+    """Wall and process-CPU milliseconds of named stages over repeated runs."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+
+    def run(self, name: str, fn, *args):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        c, t = time.process_time(), time.perf_counter()
+        out = fn(*args)
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        self.wall.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+        self.cpu.setdefault(name, []).append((time.process_time() - c) * 1000)
+        return out
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        return {
+            k: {
+                "median_ms": float(np.median(v)),
+                "p95_ms": float(np.percentile(v, 95)),
+                "cpu_median_ms": float(np.median(self.cpu[k])),
+            }
+            for k, v in self.wall.items()
+        }
+
+
+def ours_runner(seg: YolactSegmenter, img: np.ndarray, params: InferenceParams, timer: Timer, batch: int):
+    imgs = [img] * batch
+
+    def once():
+        x, metas = timer.run("pre", seg.preprocess, imgs)
+        raw = timer.run("net", seg.forward_raw, x)
+        res = timer.run("post", seg.postprocess, raw, metas, params)
+        timer.wall.setdefault("e2e", []).append(sum(timer.wall[k][-1] for k in ("pre", "net", "post")))
+        timer.cpu.setdefault("e2e", []).append(sum(timer.cpu[k][-1] for k in ("pre", "net", "post")))
+        return res
+
+    return once
+
+
+def official_runner(
+    repo: str, backbone: str, state_dict: dict, img: np.ndarray, params: InferenceParams, timer: Timer
+):
+    """The authors' pipeline as their eval.py runs it (Fast NMS, crop, score threshold)."""
+    sys.path.insert(0, repo)
+    from data.config import cfg, set_cfg  # type: ignore[import-not-found]
+
+    names = {
+        "resnet50": "yolact_resnet50_config",
+        "resnet101": "yolact_base_config",
+        "darknet53": "yolact_darknet53_config",
+    }
+    set_cfg(names[backbone])
+    cfg.mask_proto_debug = False
+    cfg.max_num_detections = params.top_k
+    import yolact as official  # type: ignore[import-not-found]
+    from layers.output_utils import postprocess  # type: ignore[import-not-found]
+    from utils.augmentations import FastBaseTransform  # type: ignore[import-not-found]
+
+    net = official.Yolact()
+    net.load_state_dict(state_dict)
+    net.eval()
+    net.detect.use_fast_nms = True
+    net.detect.use_cross_class_nms = False
+    net.detect.conf_thresh = params.score_threshold
+    h, w = img.shape[:2]
+    transform = FastBaseTransform()
+
+    def once():
+        with torch.no_grad():
+            c, t = time.process_time(), time.perf_counter()
+            batch = transform(torch.from_numpy(img).float()[None])
+            preds = net(batch)
+            cls, sc, bx, mk = postprocess(
+                preds, w, h, crop_masks=True, score_threshold=params.score_threshold
+            )
+            timer.wall.setdefault("e2e", []).append((time.perf_counter() - t) * 1000)
+            timer.cpu.setdefault("e2e", []).append((time.process_time() - c) * 1000)
+        order = sc.argsort(0, descending=True)[: params.top_k]
+        return cls[order].numpy(), sc[order].numpy(), bx[order].numpy(), mk[order].numpy().astype(bool)
+
+    return once
+
+
+def compare(official_out, inst) -> dict:
+    cls, sc, bx, mk = official_out
+    n = min(len(sc), len(inst))
+    ious = [
+        float(np.logical_and(mk[i], inst.masks[i]).sum() / max(np.logical_or(mk[i], inst.masks[i]).sum(), 1))
+        for i in range(n)
+    ]
+    return {
+        "n_official": int(len(sc)),
+        "n_ours": int(len(inst)),
+        "same_classes": bool(len(sc) == len(inst) and np.array_equal(cls, inst.class_ids)),
+        "max_score_diff": float(np.abs(sc[:n] - inst.scores[:n]).max()) if n else 0.0,
+        "max_box_diff_px": float(np.abs(bx[:n] - np.trunc(inst.boxes[:n])).max()) if n else 0.0,
+        "min_mask_iou": min(ious) if ious else 1.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="resnet50")
+    ap.add_argument("--size", type=int, default=550, help="network input side")
+    ap.add_argument("--image-size", default="640x480", help="WxH of the test image")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precisions", default="fp32", help="comma list; fp16 needs CUDA")
+    ap.add_argument("--variants", default="optimized,plain")
+    ap.add_argument("--score-threshold", type=float, default=0.05)
+    ap.add_argument("--top-k", type=int, default=100)
+    ap.add_argument("--official", default=None, help="path of a dbolya/yolact checkout to run as the peer")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/yolact_<...>.json)")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    w, h = (int(v) for v in args.image_size.lower().split("x"))
+    img = test_image(w, h)
+    cfg = YolactConfig(backbone=args.backbone, input_size=args.size, attention=False)
+    model = decisive_random_model(cfg)
+    params = InferenceParams(score_threshold=args.score_threshold, top_k=args.top_k)
+    rows, runners = [], {}
+    for precision in args.precisions.split(","):
+        for variant in args.variants.split(","):
+            seg = YolactSegmenter(
+                decisive_random_model(cfg),
+                cfg,
+                device=args.device,
+                precision=precision,
+                optimize=variant == "optimized",
+            )
+            timer = Timer(args.device)
+            runners[f"ours {variant} {precision}"] = (ours_runner(seg, img, params, timer, args.batch), timer)
+    comparison = None
+    if args.official:
+        if args.batch != 1:
+            print("--official compares at batch 1 only", file=sys.stderr)
+            return 2
+        timer = Timer("cpu")
+        runners["authors' code fp32"] = (
+            official_runner(args.official, args.backbone, model.state_dict(), img, params, timer),
+            timer,
+        )
+    for fn, timer in runners.values():
+        for _ in range(args.warmup):
+            out = fn()
+        timer.wall.clear()
+        timer.cpu.clear()
+    last = {}
+    for _ in range(args.runs):  # interleaved so that load changes hit every variant alike
+        for name, (fn, _timer) in runners.items():
+            last[name] = fn()
+    if args.official:
+        comparison = compare(last["authors' code fp32"], last[next(iter(runners))][0])
+    print(
+        f"\nYOLACT {args.backbone} {args.size}x{args.size}, image {w}x{h}, batch {args.batch}, "
+        f"{args.device}, threads {args.threads}, warm-up {args.warmup}, runs {args.runs}"
+    )
+    print(f"{'variant':28s} {'stage':6s} {'median ms':>10s} {'p95 ms':>10s} {'cpu ms':>10s}")
+    for name, (_fn, timer) in runners.items():
+        for stage, s in timer.stats().items():
+            rows.append({"variant": name, "stage": stage, **s})
+            print(
+                f"{name:28s} {stage:6s} {s['median_ms']:10.1f} {s['p95_ms']:10.1f} {s['cpu_median_ms']:10.1f}"
+            )
+    ndet = [len(r) for r in last[next(iter(runners))]]
+    print(f"detections per image: {ndet}")
+    if comparison:
+        print("ours vs authors' code:", json.dumps(comparison))
+    info = machine_info(args.threads)
+    info["loadavg_end"] = list(os.getloadavg())
+    doc = {
+        "benchmark": "bench_yolact",
+        "machine": info,
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "image_size": [h, w],
+        "detections_per_image": ndet,
+        "rows": rows,
+        "comparison_with_authors_code": comparison,
+    }
+    out = Path(
+        args.out or f"benchmarks/results/yolact_{args.backbone}_{args.size}_{args.device}_b{args.batch}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
