@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,56 @@ def machine() -> dict:
     return info
 
 
+def mask_messages(out, header) -> tuple:
+    from instaseg_ros.ros import conversions as conv
+
+    return (
+        conv.numpy_to_image(out.instance_ids, "mono16", header),
+        conv.numpy_to_image(out.semantic, "mono8", header),
+    )
+
+
+def components(args, weights: Path) -> list[dict]:
+    """CPU cost of the node's own per-frame steps, in this process without DDS (single thread, so far
+    less sensitive to a loaded machine than the end-to-end numbers): input conversion/decoding, overlap
+    resolution + semantic image, the two mask messages and the Detection2DArray."""
+    from std_msgs.msg import Header
+
+    from instaseg_ros.core.segmenter import InferenceParams
+    from instaseg_ros.models import build_segmenter
+    from instaseg_ros.ros import conversions as conv
+
+    seg = build_segmenter("yolact", weights=str(weights))
+    params = InferenceParams(score_threshold=0.0, top_k=args.top_k)
+    header = Header(frame_id="bench")
+    rows = []
+    for size in args.sizes:
+        raw, jpeg = frames(size, 1, False)[0], frames(size, 1, True)[0]
+        image = conv.image_to_bgr8(raw)
+        inst = seg.segment([image], params)[0]
+        out = conv.render_outputs(inst)
+        steps = {
+            "raw_to_bgr8": partial(conv.image_to_bgr8, raw),
+            "jpeg_decode": partial(conv.compressed_to_bgr8, jpeg),
+            "render_masks": partial(conv.render_outputs, inst),
+            "mask_messages": partial(mask_messages, out, header),
+            "detections_message": partial(conv.instances_to_detections, out.instances, header),
+        }
+        times: dict[str, list[float]] = {k: [] for k in steps}
+        for i in range(args.warmup + args.runs):
+            for name, fn in steps.items():
+                t0 = time.perf_counter()
+                fn()
+                if i >= args.warmup:
+                    times[name].append(time.perf_counter() - t0)
+        row = {"width": size[1], "height": size[0], "instances": len(out.instances)}
+        row.update({k: stats_ms(v) for k, v in times.items()})
+        raw_total = [sum(times[k][i] for k in steps if k != "jpeg_decode") for i in range(args.runs)]
+        row["raw_total"] = stats_ms(raw_total)
+        rows.append(row)
+    return rows
+
+
 def run_transport(args, transport: str, weights: Path, tmp: Path, env: dict) -> list[dict]:
     compressed = transport == "compressed"
     ns = f"/bench{os.getpid()}"
@@ -294,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.weights) if args.weights else make_checkpoint(tmp / "yolact_r18.pth", args.input_size)
         )
         rows = []
+        parts = components(args, weights)
         for transport in args.transports.split(","):
             rows += run_transport(args, transport, weights, tmp, env)
 
@@ -320,6 +372,13 @@ def main(argv: list[str] | None = None) -> int:
             cells += [f"{r[key]['median']:.2f}", f"{r[key]['p95']:.2f}"]
         cells.append(f"{r['model_ms']['median']:.1f}")
         print(" | ".join(c.rjust(len(h)) for c, h in zip(cells, header)))
+    names = ["raw_to_bgr8", "jpeg_decode", "render_masks", "mask_messages", "detections_message", "raw_total"]
+    print("\nnode CPU work per frame, in-process, no DDS (median / p95 ms)")
+    print(" | ".join(["input", "inst", *names]))
+    for r in parts:
+        cells = [f"{r['width']}x{r['height']}", str(r["instances"])]
+        cells += [f"{r[n]['median']:.2f}/{r[n]['p95']:.2f}" for n in names]
+        print(" | ".join(cells))
     result = {
         "benchmark": "instaseg_node overhead (end-to-end minus model time), one frame in flight",
         "machine": machine(),
@@ -328,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.weights or f"random ResNet-18 YOLACT, input {args.input_size}",
         "target": "overhead median < 3 ms at 640x480 raw",
         "results": rows,
+        "components_in_process": parts,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
