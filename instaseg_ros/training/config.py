@@ -56,7 +56,7 @@ class DatasetSpec:
     """
 
     kind: str = "synthetic"
-    num_images: int = 0
+    num_images: int = 100
     seed: int = 0
     width: int = 320
     height: int = 240
@@ -100,10 +100,16 @@ class InitConfig:
         reinit_heads: "auto" re-initialises class-dependent layers whose shapes differ
             (different class count), "always" re-initialises them regardless, "never" fails
             on a mismatch.
+        proto_bias: YOLACT trained from scratch: initial bias of the last prototype conv
+            (null keeps the default 0). The prototypes pass a ReLU; from random features the
+            optimiser can push every prototype below zero within a few dozen iterations, after
+            which the mask loss is stuck at 6.125 * ln 2 with no gradient. A positive start
+            (e.g. 1.0) keeps them alive until the coefficients carry information.
     """
 
     weights: str | None = None
     reinit_heads: str = "auto"
+    proto_bias: float | None = None
 
     def __post_init__(self) -> None:
         if self.reinit_heads not in ("auto", "always", "never"):

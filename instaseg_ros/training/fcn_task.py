@@ -223,6 +223,7 @@ class FcnTask(TrainTask):
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
             tmp = Path(f.name)
         save_fcn_checkpoint(str(tmp), model, self.model_cfg, **extra)
+        tmp.chmod(0o644)
         tmp.replace(path)
 
     def load_inference(self, path: Path) -> None:

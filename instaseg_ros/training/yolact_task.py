@@ -140,6 +140,8 @@ class YolactTask(TrainTask):
         if cfg.init.weights:
             pre_sd, stored = read_checkpoint(cfg.init.weights)
             base = stored if stored is not None else infer_config_from_state_dict(pre_sd, cfg.init.weights)
+            if stored is None and "fpn.lat_layers.0.weight" in pre_sd:
+                base.setdefault("fpn_channels", int(pre_sd["fpn.lat_layers.0.weight"].shape[0]))
             for k in ARCH_KEYS:
                 if k in base and k not in user:
                     user[k] = base[k]
@@ -151,6 +153,9 @@ class YolactTask(TrainTask):
             raise ConfigError(f"model: {e}") from None
         torch.manual_seed(cfg.seed)
         self.module = YolactSE(self.model_cfg)
+        if pre_sd is None and cfg.init.proto_bias is not None:
+            with torch.no_grad():
+                self.module.proto_net[-1].bias.fill_(float(cfg.init.proto_bias))
         if pre_sd is not None:
             self.init_report = load_pretrained(
                 self.module, pre_sd, cfg.init.reinit_heads, str(cfg.init.weights)
@@ -294,6 +299,7 @@ class YolactTask(TrainTask):
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
             tmp = Path(f.name)
         save_checkpoint(tmp, model, cfg, **extra)
+        tmp.chmod(0o644)
         tmp.replace(path)
 
     def load_inference(self, path: Path) -> None:
