@@ -21,6 +21,7 @@ load average, which compare variants fairly when other jobs compete for the core
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -70,8 +71,13 @@ def test_image(width: int, height: int, seed: int = 0) -> np.ndarray:
     return img
 
 
-def decisive_random_model(cfg: YolactConfig, seed: int = 0) -> YolactSE:
-    """Random weights whose outputs look like a trained model's: confident classes, non-flat masks."""
+def decisive_random_model(cfg: YolactConfig, img: np.ndarray, seed: int = 0) -> YolactSE:
+    """Random weights whose outputs look like a trained model's on ``img``.
+
+    BN statistics are randomised, then the class, coefficient and prototype output layers are
+    rescaled so that class logits have std 2.5 and coefficient/prototype pre-activations std 1
+    (the same calibration the parity check with the authors' code used).
+    """
     torch.manual_seed(seed)
     model = YolactSE(cfg).eval()
     g = torch.Generator().manual_seed(seed + 1)
@@ -82,11 +88,43 @@ def decisive_random_model(cfg: YolactConfig, seed: int = 0) -> YolactSE:
                 m.running_var.uniform_(0.5, 1.5, generator=g)
                 m.weight.uniform_(0.3, 0.7, generator=g)
                 m.bias.uniform_(-0.1, 0.1, generator=g)
-        head = model.prediction_layers[0]
-        head.conf_layer.weight.mul_(30.0)
-        head.mask_layer.weight.mul_(3.0)
-        model.proto_net[10].weight.mul_(10.0)
+    head = model.prediction_layers[0]
+    cap: dict[str, torch.Tensor] = {}
+    hooks = [
+        head.mask_layer.register_forward_hook(lambda m, i, o: cap.__setitem__("mask", o)),
+        model.proto_net[-1].register_forward_hook(lambda m, i, o: cap.__setitem__("proto", o)),
+    ]
+    x, _ = YolactSegmenter(model, cfg, optimize=False).preprocess([img])
+    with torch.no_grad():
+        out = model(x)
+        for h in hooks:
+            h.remove()
+        for layer, f in (
+            (head.conf_layer, 2.5 / float(out["conf"].std())),
+            (head.mask_layer, 1.0 / float(cap["mask"].std())),
+            (model.proto_net[-1], 1.0 / float(cap["proto"].std())),
+        ):
+            layer.weight.mul_(f)
+            layer.bias.mul_(f)
+        head.mask_layer.bias.add_(0.15)
     return model
+
+
+def network_breakdown(seg: YolactSegmenter, x: torch.Tensor, runs: int) -> dict[str, dict[str, float]]:
+    """CPU/wall ms of the optimised network's parts: backbone, FPN, protonet, prediction head."""
+    net = seg._net
+    x = x.contiguous(memory_format=torch.channels_last)
+    timer = Timer(seg.device)
+    with torch.inference_mode():
+        for _ in range(runs + 1):
+            feats = timer.run("backbone", net.backbone, x)
+            p = timer.run("fpn", net.fpn, [feats[i] for i in net.selected_layers])
+            timer.run("protonet", net.proto_net, p[0])
+            timer.run("head", lambda levels: [net.prediction_layers[0](f) for f in levels], p)
+    for d in (timer.wall, timer.cpu):
+        for v in d.values():
+            del v[0]
+    return timer.stats()
 
 
 class Timer:
@@ -216,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in args.image_size.lower().split("x"))
     img = test_image(w, h)
     cfg = YolactConfig(backbone=args.backbone, input_size=args.size, attention=False)
-    model = decisive_random_model(cfg)
+    model = decisive_random_model(cfg, img)
     params = InferenceParams(score_threshold=args.score_threshold, top_k=args.top_k)
     rows, runners = [], {}
     for precision in args.precisions.split(","):
         for variant in args.variants.split(","):
             seg = YolactSegmenter(
-                decisive_random_model(cfg),
+                copy.deepcopy(model),
                 cfg,
                 device=args.device,
                 precision=precision,
@@ -266,6 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"detections per image: {ndet}")
     if comparison:
         print("ours vs authors' code:", json.dumps(comparison))
+    first = next(iter(runners))
+    breakdown = None
+    if "optimized" in first:
+        seg0 = YolactSegmenter(copy.deepcopy(model), cfg, device=args.device)
+        breakdown = network_breakdown(seg0, seg0.preprocess([img] * args.batch)[0], max(3, args.runs // 2))
+        for part, st in breakdown.items():
+            ms = f"{st['median_ms']:10.1f} {st['p95_ms']:10.1f} {st['cpu_median_ms']:10.1f}"
+            print(f"{'  network part':28s} {part:9s}{ms}")
     info = machine_info(args.threads)
     info["loadavg_end"] = list(os.getloadavg())
     doc = {
@@ -276,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "detections_per_image": ndet,
         "rows": rows,
         "comparison_with_authors_code": comparison,
+        "network_breakdown_optimized": breakdown,
     }
     out = Path(
         args.out or f"benchmarks/results/yolact_{args.backbone}_{args.size}_{args.device}_b{args.batch}.json"

@@ -205,3 +205,20 @@ def test_cpu_window_upsampling_equals_full_interpolation():
     ref = F.interpolate(m[None], size=(97, 131), mode="bilinear", align_corners=False)[0] > 0.5
     assert out.shape == ref.shape and out.dtype == torch.bool
     assert torch.equal(out, ref)
+
+
+def test_overlapping_masks_resolved_by_confidence_in_id_image(seg):
+    pri = seg.model.priors
+    big = torch.nonzero(pri[:, 2] > 0.5).flatten()
+    k1, k2 = int(big[0]), int(big[-1])  # two large anchors that overlap, different classes
+    raw = _raw_with_detections(seg, [(k1, 0, 8.0), (k2, 1, 10.0)])
+    inst = seg.postprocess(raw, [{"size": (64, 96)}])[0]
+    assert inst.class_ids.tolist() == [1, 0]  # sorted by score: k2 first
+    both = inst.masks[0] & inst.masks[1]
+    assert both.any()
+    ids = inst.instance_id_image()
+    assert np.all(ids[both] == 1)
+    assert np.all(ids[inst.masks[1] & ~inst.masks[0]] == 2)
+    assert np.all(ids[~(inst.masks[0] | inst.masks[1])] == 0)
+    sem = inst.semantic_image()
+    assert np.all(sem[both] == 2) and np.all(sem[inst.masks[1] & ~inst.masks[0]] == 1)

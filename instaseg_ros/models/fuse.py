@@ -34,8 +34,13 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 
 
 def inference_copy(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """An eval-mode copy of ``model`` with BatchNorm folded and (optionally) channels-last weights."""
-    fast = fold_batchnorm(copy.deepcopy(model).eval())
+    """An eval-mode copy of ``model`` with BatchNorm folded and (optionally) channels-last weights.
+
+    Folding is computed in fp32 and the copy is cast back to ``model``'s dtype (fp16 models keep
+    the precision of folding in fp32).
+    """
+    dtype = next(model.parameters()).dtype
+    fast = fold_batchnorm(copy.deepcopy(model).float().eval()).to(dtype)
     for p in fast.parameters():
         p.requires_grad_(False)
     if channels_last:
