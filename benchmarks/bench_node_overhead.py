@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds_large_images.xml"))
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
                                            "FASTRTPS_DEFAULT_PROFILES_FILE")})  # fmt: skip
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         weights = (
@@ -381,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         print(" | ".join(cells))
     result = {
         "benchmark": "instaseg_node overhead (end-to-end minus model time), one frame in flight",
-        "machine": machine(),
+        "machine": {**machine(), "load_avg_1m_start": load_at_start},
         "backend": "torch",
         "device": "cpu",
         "model": args.weights or f"random ResNet-18 YOLACT, input {args.input_size}",

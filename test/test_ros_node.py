@@ -150,6 +150,29 @@ def test_different_frame_sizes_give_masks_at_input_resolution(probe, label_map):
     check_outputs(header, out, label_map, (90, 70))
 
 
+def test_debug_image_is_rendered_for_subscribers_only_when_enabled(probe, label_map):
+    from sensor_msgs.msg import Image
+
+    got = []
+    sub = probe.node.create_subscription(Image, f"{FQN}/debug_image", got.append, 10)
+    try:
+        assert wait_for(lambda: sub.get_publisher_count() > 0, 20)
+        img = random_image(np.random.default_rng(11), H, W)
+        header, out = send_and_collect(probe, img)
+        debug = wait_for(lambda: [m for m in got if m.header == header], 20)
+        assert debug, "no debug image for the frame"
+        overlay = conv.image_to_numpy(debug[0])
+        assert debug[0].encoding == "bgr8" and overlay.shape == (H, W, 3)
+        assert out["detections"][0].detections and np.any(overlay != img)  # something was drawn
+        assert all(r.successful for r in probe.set_params(debug_image=False))
+        header, out = send_and_collect(probe, img)
+        time.sleep(0.5)
+        assert not [m for m in got if m.header == header]
+    finally:
+        probe.node.destroy_subscription(sub)
+        assert all(r.successful for r in probe.set_params(debug_image=True))
+
+
 def test_runtime_parameters_take_effect_and_invalid_ones_are_refused(probe, label_map):
     img = random_image(np.random.default_rng(3), H, W)
     assert all(r.successful for r in probe.set_params(top_k=2, class_id_format="index"))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (
@@ -372,8 +373,6 @@ class InstasegNode(LifecycleNode):
                 raise ValueError(
                     f"class_filter names unknown classes {unknown}; the model knows {seg.class_names}"
                 )
-            import numpy as np
-
             seg.segment([np.zeros((64, 64, 3), np.uint8)], infer)  # warm-up: first real frame is not slow
         except Exception as e:  # noqa: BLE001 - any load failure leaves the node unconfigured, alive
             self._configure_error = (
