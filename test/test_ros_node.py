@@ -333,12 +333,17 @@ def test_compressed_input_after_reactivation(node, probe, label_map):
 
 def test_model_parameters_apply_after_reconfigure(node, probe, label_map):
     assert probe.transition("deactivate") and probe.transition("cleanup") and probe.state() == "unconfigured"
-    assert all(r.successful for r in probe.set_params(model__input_size=96, input_transport="raw"))
+    # the network input size and the inference backend are model parameters (ONNX Runtime: exported now)
+    assert all(r.successful for r in probe.set_params(model__input_size=96, backend="onnxruntime"))
+    assert all(r.successful for r in probe.set_params(input_transport="raw"))
     assert probe.transition("configure") and probe.transition("activate")
     assert probe.wait_connected()
     header, out = send_and_collect(probe, random_image(np.random.default_rng(7), H, W))
     check_outputs(header, out, label_map, (H, W))
     assert node.log().count("configured: yolact") == 2
+    assert "fp32 [onnxruntime]" in node.log()
+    (res,) = probe.set_params(backend="cuda-magic")
+    assert not res.successful
 
 
 def test_bad_weights_leave_the_node_unconfigured_and_alive(tmp_path):

@@ -46,7 +46,8 @@ from instaseg_ros.ros.diagnostics import node_status
 from instaseg_ros.ros.scheduler import FrameStats, LatestFrameWorker
 
 NODE_NAME = "instaseg_node"
-BACKENDS = ("torch",)  # extend together with load_segmenter()
+# = instaseg_ros.runtime.BACKEND_NAMES (not imported here: importing the runtime loads torch)
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 # When a parameter may change: at any time, while not active (applied on activate),
 # while unconfigured (applied on configure), or never after start-up.
@@ -155,9 +156,22 @@ def load_segmenter(
     if backend == "torch":
         from instaseg_ros.models import build_segmenter
 
-        return build_segmenter(family, weights=weights, config=config, device=device, precision=precision,
-                               params=params)  # fmt: skip
-    raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        return build_segmenter(
+            family, weights=weights, config=config, device=device, precision=precision, params=params
+        )
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    from instaseg_ros.runtime import load_segmenter as load_with_backend
+
+    return load_with_backend(
+        family,
+        weights=weights,
+        config=config,
+        device=device,
+        precision=precision,
+        backend=backend,
+        params=params,
+    )
 
 
 def resolve_path(path: str) -> str:
