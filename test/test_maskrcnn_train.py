@@ -65,6 +65,7 @@ def test_collate_drops_crowd_and_degenerate_boxes():
     assert t["masks"].shape == (1, 10, 12) and t["masks"].dtype == torch.uint8
 
 
+@pytest.mark.slow
 def test_train_loss_falls_and_checkpoint_reloads(tmp_path):
     cfg = experiment(tmp_path)
     task = MaskRcnnTask(cfg)

@@ -73,6 +73,7 @@ def test_loss_terms_and_gradients():
         SoloLossConfig.from_dict({"focal": 1})
 
 
+@pytest.mark.slow
 def test_train_loss_falls_and_checkpoint_reloads(tmp_path):
     cfg = experiment(tmp_path)
     task = SoloTask(cfg)
