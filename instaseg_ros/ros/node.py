@@ -215,6 +215,14 @@ def _class_filter(value: Any) -> list[str]:
     return [str(v) for v in value if str(v)]
 
 
+def _decode_raw(msg: Image, pixels: np.ndarray) -> np.ndarray:
+    return conv.to_bgr8(pixels, msg.encoding)
+
+
+def _decode_compressed(msg: CompressedImage, _kind: str) -> np.ndarray:
+    return conv.compressed_to_bgr8(msg)
+
+
 def _stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
@@ -518,37 +526,33 @@ class InstasegNode(LifecycleNode):
         self._log_throttled(f"inference failed: {type(exc).__name__}: {exc}", type(exc).__name__)
 
     def _on_image(self, msg: Image) -> None:
-        received = time.monotonic()
-        self._stats.count("received")
-        try:
-            pixels = conv.image_to_numpy(msg)
-        except ValueError as e:
-            self._reject(str(e))
-            return
-        worker = self._worker
-        if worker is not None:
-            worker.submit((msg, pixels, received), key=_stamp_ns(msg.header))
+        self._admit(msg, conv.image_to_numpy, _decode_raw)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
+        self._admit(msg, conv.check_compressed, _decode_compressed)
+
+    def _admit(self, msg, check, decode) -> None:
+        """Subscription callback: count, run the cheap ``check`` (a ValueError rejects the frame) and
+        hand the frame to the worker, which runs ``decode(msg, checked)``."""
         received = time.monotonic()
         self._stats.count("received")
         try:
-            conv.check_compressed(msg)
+            checked = check(msg)
         except ValueError as e:
             self._reject(str(e))
             return
         worker = self._worker
         if worker is not None:
-            worker.submit((msg, None, received), key=_stamp_ns(msg.header))
+            worker.submit((msg, decode, checked, received), key=_stamp_ns(msg.header))
 
     def _process(self, frame: tuple) -> None:
         """Worker thread: decode, segment, publish every output with the input header."""
-        msg, pixels, received = frame
+        msg, decode, checked, received = frame
         seg, infer, pubs = self._seg, self._infer, self._pubs
         if seg is None or not pubs:
             return
         try:
-            image = conv.compressed_to_bgr8(msg) if pixels is None else conv.to_bgr8(pixels, msg.encoding)
+            image = decode(msg, checked)
         except ValueError as e:
             self._reject(str(e))
             return
