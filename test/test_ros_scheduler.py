@@ -159,3 +159,27 @@ def test_stats_percentiles_and_rate():
     assert stats.snapshot().inference_ms_p50 == pytest.approx(25.5)
     now[0] += 60  # nothing processed for a minute -> rate decays to 0
     assert stats.snapshot().rate_hz == 0
+
+
+def test_diagnostic_status_levels_and_values():
+    pytest.importorskip("diagnostic_msgs.msg", reason="diagnostic_msgs not importable: source env.sh")
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from instaseg_ros.ros.diagnostics import node_status
+
+    stats = FrameStats()
+    stats.count("received", 5)
+    stats.count("dropped", 2)
+    stats.record_processed(0.012, 0.010, key=1)
+    snap = stats.snapshot()
+    info = {"state": "active", "backend": "torch", "device": "cpu"}
+    ok = node_status("/ns/instaseg_node: instance segmentation", snap, info, [], hardware_id="cpu")
+    values = {kv.key: kv.value for kv in ok.values}
+    assert ok.level == DiagnosticStatus.OK and ok.message.startswith("active:")
+    assert values["backend"] == "torch" and values["received"] == "5" and values["dropped"] == "2"
+    assert values["latency_ms_p50"] == "12.00" and values["inference_ms_p95"] == "10.00"
+    warn = node_status("n", snap, info, ["rejected frame: zero-size image"])
+    assert warn.level == DiagnosticStatus.WARN and "zero-size" in warn.message
+    err = node_status("n", FrameStats().snapshot(), {"state": "unconfigured"}, ["configure failed: x"])
+    assert err.level == DiagnosticStatus.ERROR and err.message == "configure failed: x"
+    assert {kv.key: kv.value for kv in err.values}["latency_ms_p50"] == "nan"

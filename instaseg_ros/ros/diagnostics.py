@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import asdict
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
@@ -26,8 +27,8 @@ def node_status(
     """One status: OK, WARN when ``problems`` lists anything since the last report, ERROR when the
     node has no model (``info["state"]`` is "unconfigured" and ``problems`` is non-empty).
 
-    Keys: every ``info`` item (state, backend, device, ...) then the counters and
-    ``rate_hz``, ``latency_ms_p50/p95`` (receipt to publish) and ``inference_ms_p50/p95``.
+    Keys: every ``info`` item (state, backend, device, ...) then every ``StatsSnapshot`` field: the
+    counters, ``rate_hz``, ``latency_ms_p50/p95`` (receipt to publish) and ``inference_ms_p50/p95``.
     """
     st = DiagnosticStatus()
     st.name = name
@@ -40,19 +41,6 @@ def node_status(
     else:
         st.level = DiagnosticStatus.OK
         st.message = f"{state}: {snapshot.rate_hz:.1f} Hz" if state == "active" else state
-    values = dict(info)
-    values.update(
-        rate_hz=snapshot.rate_hz,
-        latency_ms_p50=snapshot.latency_ms_p50,
-        latency_ms_p95=snapshot.latency_ms_p95,
-        inference_ms_p50=snapshot.inference_ms_p50,
-        inference_ms_p95=snapshot.inference_ms_p95,
-        received=snapshot.received,
-        processed=snapshot.processed,
-        dropped=snapshot.dropped,
-        stale=snapshot.stale,
-        rejected=snapshot.rejected,
-        errors=snapshot.errors,
-    )
+    values = {**info, **asdict(snapshot)}
     st.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
     return st
