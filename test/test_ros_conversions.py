@@ -246,6 +246,25 @@ def test_overlap_resolution_matches_reference_painting(n, h, w, seed):
     np.testing.assert_array_equal(resolve_overlaps(masks, scores, (h, w)), expected)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_render_outputs_keeps_exactly_the_visible_instances(n, seed):
+    rng = np.random.default_rng(seed)
+    h, w = 16, 20
+    masks = np.zeros((n, h, w), bool)
+    for i in range(n):  # random rectangles: some get fully covered by higher scores
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        masks[i, y0 : y0 + rng.integers(1, h), x0 : x0 + rng.integers(1, w)] = True
+    inst = Instances(np.zeros((n, 4)), rng.random(n), rng.integers(0, 5, n), masks, (h, w), list("abcde"))
+    ids = inst.instance_id_image()
+    visible = [i for i in range(n) if np.any(ids == i + 1)]
+    r = conv.render_outputs(inst)
+    np.testing.assert_array_equal(r.instances.scores, inst.scores[visible])
+    assert set(np.unique(r.instance_ids).tolist()) - {0} == set(range(1, len(visible) + 1))
+    for k, i in enumerate(visible, start=1):  # same pixels, renumbered
+        np.testing.assert_array_equal(r.instance_ids == k, ids == i + 1)
+
+
 def test_render_outputs_empty():
     r = conv.render_outputs(Instances.empty((4, 6), ["a"]))
     assert len(r.instances) == 0 and r.instance_ids.shape == (4, 6) and not r.instance_ids.any()
