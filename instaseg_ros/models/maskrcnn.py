@@ -374,6 +374,7 @@ class MaskRcnnSegmenter(Segmenter):
         self.device = str(dev)
         self.precision = precision
         self.model = model.to(dev).eval()
+        self.apply_params(self.params)  # forward_raw called on its own uses the default params
 
     def apply_params(self, params: InferenceParams) -> None:
         """Write score threshold, NMS IoU and top-k into torchvision's RoI heads (used by ``forward_raw``)."""
