@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models import build_segmenter
@@ -172,3 +174,16 @@ def test_shipped_model_configs_parse():
         cfg = SoloConfig.from_dict(load_config_mapping(f))
         assert cfg.class_names == CLASSES and len(cfg.scale_ranges) == 5, f
         InferenceParams(**load_config_mapping(f)["inference"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 2**31 - 1), st.sampled_from(["gaussian", "linear"]), st.booleans())
+def test_matrix_nms_never_raises_scores_and_keeps_the_top(n, seed, kernel, aware):
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.rand(n, 6, 6, generator=g) > 0.5
+    labels = torch.randint(0, 2, (n,), generator=g)
+    scores = torch.sort(torch.rand(n, generator=g), descending=True).values
+    out = matrix_nms(masks, labels, scores, kernel, 2.0, class_aware=aware)
+    assert out.shape == scores.shape
+    assert torch.all(out <= scores + 1e-6) and torch.all(out >= 0)
+    assert out[0] == pytest.approx(float(scores[0]))
