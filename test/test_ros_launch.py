@@ -140,3 +140,54 @@ def test_launch_file_starts_a_working_node_with_compressed_input(prefix, tmp_pat
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, log_path.read_text()
+
+
+def test_replay_launch_plays_the_bag_into_a_sim_time_node(prefix, tmp_path):
+    """replay.launch.py starts the node on simulated time and, after start_delay, ``ros2 bag play``
+    (here a stand-in ``ros2`` on PATH that records its command line: rosbag2 is not installed)."""
+    weights = make_tiny_yolact(tmp_path / "tiny.pth")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "ros2_calls.txt"
+    fake = bin_dir / "ros2"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    )
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(prefix), env.get("AMENT_PREFIX_PATH", "")]).strip(
+        os.pathsep
+    )
+    launch_file = prefix / "share" / "instaseg_ros" / "launch" / "replay.launch.py"
+    log_path = tmp_path / "replay.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUN_LAUNCH, str(launch_file), "bag:=/data/run1.mcap", "namespace:=rp",
+             f"weights:={weights}", "rate:=0.5", "start_delay:=1.0"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path),
+        )  # fmt: skip
+    probe = None
+    try:
+        assert wait_for(lambda: calls.exists() or proc.poll() is not None, 90), log_path.read_text()
+        assert calls.read_text().split() == ["bag", "play", "/data/run1.mcap", "--clock", "--rate", "0.5"]
+        assert wait_for(lambda: "active: Image on /camera/color/image_raw" in log_path.read_text(), 90), (
+            log_path.read_text()
+        )
+        probe = Probe("/rp/instaseg_node", "/camera/color/image_raw")
+        from rcl_interfaces.srv import GetParameters
+
+        req = GetParameters.Request(names=["use_sim_time"])
+        client = probe.node.create_client(GetParameters, "/rp/instaseg_node/get_parameters")
+        assert probe._call(client, req).values[0].bool_value is True
+    finally:
+        if probe is not None:
+            probe.close()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
