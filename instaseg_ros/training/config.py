@@ -122,7 +122,8 @@ class OptimConfig:
 
     ``lr(i) = lr * warmup(i) * decay(i)`` with linear warm-up from ``warmup_factor`` over
     ``warmup_iters`` and decay "cosine" (to ``min_lr_factor``), "step" (x ``gamma`` at each of
-    ``steps``) or "constant".
+    ``steps``) or "constant". ``lr_mult`` scales the rate of parameters whose name starts with a
+    prefix (e.g. ``{"proto_net.": 0.1}``; the longest matching prefix wins).
     """
 
     optimizer: str = "adamw"
@@ -137,6 +138,7 @@ class OptimConfig:
     gamma: float = 0.1
     max_iters: int = 1000
     grad_clip: float = 10.0
+    lr_mult: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adamw", "adam"):

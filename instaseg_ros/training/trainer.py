@@ -99,17 +99,24 @@ def lr_factor(it: int, cfg: OptimConfig) -> float:
 
 
 def build_optimizer(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD / Adam / AdamW; no weight decay on biases and normalisation parameters."""
-    decay, no_decay = [], []
-    for p in module.parameters():
-        if p.requires_grad:
-            (no_decay if p.dim() <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """SGD / Adam / AdamW; no weight decay on biases and normalisation parameters; per-prefix
+    learning-rate multipliers from ``cfg.lr_mult``."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        prefixes = [k for k in cfg.lr_mult if name.startswith(k)]
+        mult = float(cfg.lr_mult[max(prefixes, key=len)]) if prefixes else 1.0
+        groups.setdefault((mult, p.dim() > 1), []).append(p)
+    params = [
+        {"params": ps, "lr": cfg.lr * mult, "weight_decay": cfg.weight_decay if decay else 0.0}
+        for (mult, decay), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))
+    ]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.Adam(params, lr=cfg.lr)
+    return torch.optim.AdamW(params, lr=cfg.lr)
 
 
 def seed_everything(seed: int) -> None:
