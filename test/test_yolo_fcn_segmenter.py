@@ -238,6 +238,11 @@ def test_darknet_weights_plus_fcn_checkpoint_and_combined_checkpoint(tmp_path, s
     np.testing.assert_array_equal(got.masks, ref.masks)
 
     seg.save_checkpoint(tmp_path / "combined.pt")
+    seg.save_checkpoint(tmp_path / "half.pt", fp16=True)
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "combined.pt").stat().st_size
+    half = build_segmenter("yolo_fcn", weights=str(tmp_path / "half.pt"))
+    assert half.darknet.layers[0].conv.weight.dtype == torch.float32
+    assert len(half.segment([img], p)[0]) > 0
     obj = torch.load(tmp_path / "combined.pt", weights_only=True)
     assert obj["format"] == "instaseg_yolo_fcn" and set(obj) >= {"config", "detector", "fcn"}
     again = build_segmenter("yolo_fcn", weights=str(tmp_path / "combined.pt"))

@@ -388,19 +388,27 @@ class YoloFcnSegmenter(Segmenter):
         return self.postprocess(self.forward_raw(x), metas, params)
 
     # ------------------------------------------------------------------ persistence
-    def save_checkpoint(self, path: str | Path) -> None:
-        """Save config + detector + FCN state dicts (combined format; loads with ``weights_only=True``)."""
+    def save_checkpoint(self, path: str | Path, fp16: bool = False) -> None:
+        """Save config + detector + FCN state dicts (combined format; loads with ``weights_only=True``).
+
+        ``fp16`` stores floating tensors as half (half the file size; loaded back into fp32 models).
+        """
         cfg = self.config.to_dict()
         cfg.update(fcn_weights=None, allow_random_fcn=False, allow_random_detector=False)
+
+        def cast(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+            dtype = torch.float16 if fp16 else torch.float32
+            return {
+                k: v.detach().cpu().to(dtype) if v.is_floating_point() else v.cpu() for k, v in sd.items()
+            }
+
         torch.save(
             {
                 "format": CHECKPOINT_FORMAT,
                 "version": 1,
                 "config": cfg,
-                "detector": {k: v.float() for k, v in self.darknet.state_dict().items()},
-                "fcn": {
-                    k: v.float() if v.is_floating_point() else v for k, v in self.fcn.state_dict().items()
-                },
+                "detector": cast(self.darknet.state_dict()),
+                "fcn": cast(self.fcn.state_dict()),
             },
             path,
         )
