@@ -246,6 +246,20 @@ def test_overlap_resolution_matches_reference_painting(n, h, w, seed):
     np.testing.assert_array_equal(resolve_overlaps(masks, scores, (h, w)), expected)
 
 
+def test_overlap_resolution_with_more_than_255_instances():
+    from instaseg_ros.core.masks import resolve_overlaps
+
+    rng = np.random.default_rng(12)
+    masks = rng.random((300, 6, 7)) > 0.97
+    scores = rng.random(300)
+    expected = np.zeros((6, 7), np.uint16)
+    for i in np.argsort(scores, kind="stable"):
+        expected[masks[i]] = i + 1
+    ids = resolve_overlaps(masks, scores, (6, 7))
+    assert ids.dtype == np.uint16 and ids.max() > 255
+    np.testing.assert_array_equal(ids, expected)
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 12), seed=st.integers(0, 2**16))
 def test_render_outputs_keeps_exactly_the_visible_instances(n, seed):
