@@ -163,6 +163,7 @@ class YolactTask(TrainTask):
         self.segmenter = YolactSegmenter(self.module, self.model_cfg, device="cpu")
         self.module.train()
         self._gen = torch.Generator().manual_seed(cfg.seed)
+        self._warned_dead = False
 
     # ------------------------------------------------------------------ data
     def _data_class_names(self) -> list[str]:
@@ -236,6 +237,11 @@ class YolactTask(TrainTask):
         x = batch["images"].to(device, non_blocking=True)
         targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
         out = module(x)
+        if not self._warned_dead and not bool((out["proto"] > 0).any()):
+            self._warned_dead = True
+            log.warning("every prototype is zero on this batch (dead ReLU prototypes): the mask loss "
+                        "has no gradient; lower the learning rate of proto_net (optim.lr_mult) or set "
+                        "init.proto_bias")
         terms = yolact_loss(out, targets, self.loss_cfg, generator=self._gen)
         if self.ctx_cfg.weight > 0:
             emb = out["embed"].float()
