@@ -12,7 +12,9 @@ same images in the same process, one family after the other.
         --budget solo="150 it x 4 img, 15 min, 2 threads" --threads 1 \\
         --out benchmarks/results/compare_families.json
 
-``--family NAME WEIGHTS [CONFIG]``: WEIGHTS may be ``-`` for random weights (pipeline timing only).
+``--family NAME WEIGHTS [CONFIG]``: WEIGHTS may be ``-`` for random weights (pipeline timing only), or
+a trainer state (``last_state.pth`` of a run still going): its weights are written as the family's
+inference checkpoint by the family's training task first, and the iteration is recorded.
 AP uses score threshold ``--eval-score-threshold`` (COCO practice: low, 0.05) and ``--eval-top-k``; latency
 uses the deployment defaults of ``InferenceParams`` (score 0.3) unless ``--latency-score-threshold``.
 Writes JSON (machine, load average, sizes, warm-up, runs, per-family AP / median / p95 / mean latency,
@@ -27,6 +29,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -57,8 +60,20 @@ def machine_info(threads: int) -> dict[str, Any]:
     }
 
 
+def _millions(n: int | None) -> str:
+    return f"{n / 1e6:.1f} M" if n else "-"
+
+
 def percentile(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def count_params(seg) -> int | None:
+    """Parameters of every ``nn.Module`` attribute of the segmenter (None if it holds none)."""
+    from torch import nn
+
+    mods = [v for v in vars(seg).values() if isinstance(v, nn.Module)]
+    return int(sum(p.numel() for m in mods for p in m.parameters())) or None
 
 
 def time_family(seg, images: list[np.ndarray], params, warmup: int, runs: int) -> dict[str, float]:
@@ -73,6 +88,26 @@ def time_family(seg, images: list[np.ndarray], params, warmup: int, runs: int) -
         times.append((time.perf_counter() - t0) * 1000.0)
     return {"median_ms": statistics.median(times), "p95_ms": percentile(times, 95),
             "mean_ms": statistics.fmean(times), "min_ms": min(times)}  # fmt: skip
+
+
+def inference_weights(path: str, tmp_dir: Path) -> tuple[str, int | None]:
+    """``path`` itself, or for a trainer state (``last_state.pth``) an inference checkpoint written by
+    the family's task from it, with the state's iteration."""
+    import torch
+
+    obj = torch.load(path, map_location="cpu", weights_only=False)  # our own local training files
+    if not (isinstance(obj, dict) and {"model", "iteration", "config"} <= set(obj)):
+        return path, None
+    from instaseg_ros.cli.train import build_task
+    from instaseg_ros.training.config import config_from_dict
+
+    cfg = config_from_dict(obj["config"])
+    cfg.init.weights = None
+    task = build_task(cfg)
+    task.module.load_state_dict(obj["model"])
+    out = tmp_dir / f"{cfg.task}_it{int(obj['iteration'])}.pth"
+    task.save_inference(out, iteration=int(obj["iteration"]))
+    return str(out), int(obj["iteration"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--family needs NAME WEIGHTS [CONFIG], got {spec}")
         name, weights = spec[0], (None if spec[1] == "-" else spec[1])
         config = spec[2] if len(spec) == 3 else None
+        source, iteration = weights, None
+        if weights is not None:
+            weights, iteration = inference_weights(weights, Path(tempfile.mkdtemp(prefix="compare_")))
         print(f"[{name}] building from {weights or 'random weights'}", file=sys.stderr)
         seg = build_segmenter(name, weights=weights, config=config, device="cpu")
         if list(seg.class_names) != list(ds.class_names):
@@ -132,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         eval_s = time.perf_counter() - t0
         lat = time_family(seg, images, lat_params, args.warmup, args.runs)
         row = {
-            "family": name, "weights": weights, "config": config,
-            "params": int(sum(p.numel() for p in seg.model.parameters())) if hasattr(seg, "model") else None,
+            "family": name, "weights": source, "training_state_iteration": iteration, "config": config,
+            "params": count_params(seg),
             "mask_AP": metrics["segm"]["AP"], "mask_AP50": metrics["segm"]["AP50"],
             "box_AP": metrics["bbox"]["AP"], "box_AP50": metrics["bbox"]["AP50"],
             "per_class_mask_AP": metrics["segm"].get("per_class", {}),
@@ -158,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in result["families"]:
         print(f"| {r['family']} | {r['mask_AP']:.3f} | {r['mask_AP50']:.3f} | {r['box_AP']:.3f} | "
               f"{r['box_AP50']:.3f} | {r['latency']['median_ms']:.0f} / {r['latency']['p95_ms']:.0f} | "
-              f"{(r['params'] or 0) / 1e6:.1f} M | {r['budget']} |")  # fmt: skip
+              f"{_millions(r['params'])} | {r['budget']} |")  # fmt: skip
     print(f"\nJSON: {out}")
     return 0
 
