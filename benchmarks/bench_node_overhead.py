@@ -222,7 +222,7 @@ def components(args, weights: Path) -> list[dict]:
             "jpeg_decode": partial(conv.compressed_to_bgr8, jpeg),
             "render_masks": partial(conv.render_outputs, inst),
             "mask_messages": partial(mask_messages, out, header),
-            "detections_message": partial(conv.instances_to_detections, out.instances, header),
+            "detections_message": partial(conv.instances_to_detections, out.source, header, keep=out.keep),
         }
         times: dict[str, list[float]] = {k: [] for k in steps}
         for i in range(args.warmup + args.runs):
@@ -231,7 +231,7 @@ def components(args, weights: Path) -> list[dict]:
                 fn()
                 if i >= args.warmup:
                     times[name].append(time.perf_counter() - t0)
-        row = {"width": size[1], "height": size[0], "instances": len(out.instances)}
+        row = {"width": size[1], "height": size[0], "instances": len(out.keep)}
         row.update({k: stats_ms(v) for k, v in times.items()})
         raw_total = [sum(times[k][i] for k in steps if k != "jpeg_decode") for i in range(args.runs)]
         row["raw_total"] = stats_ms(raw_total)

@@ -244,6 +244,9 @@ def test_overlap_resolution_matches_reference_painting(n, h, w, seed):
     for i in sorted(range(n), key=lambda i: (scores[i], -i)):
         expected[masks[i]] = i + 1
     np.testing.assert_array_equal(resolve_overlaps(masks, scores, (h, w)), expected)
+    ids8 = resolve_overlaps(masks, scores, (h, w), dtype=np.uint8)
+    assert ids8.dtype == np.uint8
+    np.testing.assert_array_equal(ids8, expected)
 
 
 def test_overlap_resolution_with_more_than_255_instances():
@@ -258,6 +261,22 @@ def test_overlap_resolution_with_more_than_255_instances():
     ids = resolve_overlaps(masks, scores, (6, 7))
     assert ids.dtype == np.uint16 and ids.max() > 255
     np.testing.assert_array_equal(ids, expected)
+    with pytest.raises(ValueError, match="too many instances for a uint8 id image: 300 > 255"):
+        resolve_overlaps(masks, scores, (6, 7), dtype=np.uint8)
+
+
+def test_lookup_matches_fancy_indexing():
+    from instaseg_ros.core.masks import lookup
+
+    rng = np.random.default_rng(13)
+    for ids in (
+        rng.integers(0, 30, (9, 11)).astype(np.uint8),
+        rng.integers(0, 300, (9, 11)).astype(np.uint16),
+    ):
+        table = rng.integers(0, 200, int(ids.max()) + 1).astype(np.uint8)
+        out = lookup(table, ids)
+        assert out.dtype == np.uint8
+        np.testing.assert_array_equal(out, table[ids])
 
 
 @settings(max_examples=40, deadline=None)
@@ -273,6 +292,7 @@ def test_render_outputs_keeps_exactly_the_visible_instances(n, seed):
     ids = inst.instance_id_image()
     visible = [i for i in range(n) if np.any(ids == i + 1)]
     r = conv.render_outputs(inst)
+    np.testing.assert_array_equal(r.keep, visible)
     np.testing.assert_array_equal(r.instances.scores, inst.scores[visible])
     assert set(np.unique(r.instance_ids).tolist()) - {0} == set(range(1, len(visible) + 1))
     for k, i in enumerate(visible, start=1):  # same pixels, renumbered
@@ -307,6 +327,8 @@ def test_instances_to_detections(fmt, vision_msgs):
         assert hyp.score == pytest.approx(float(r.instances.scores[k - 1]))
         cid = int(r.instances.class_ids[k - 1])
         assert hyp.class_id == (r.instances.class_names[cid] if fmt == "name" else str(cid + 1))
+    # the node's path: the unselected instances plus the visible indices give the same message
+    assert conv.instances_to_detections(r.source, header, class_id_format=fmt, keep=r.keep) == arr
     with pytest.raises(ValueError, match="class_id_format"):
         conv.instances_to_detections(r.instances, header, class_id_format="bogus")
 

@@ -5,41 +5,51 @@ from __future__ import annotations
 import numpy as np
 
 
-def resolve_overlaps(masks: np.ndarray, scores: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+def resolve_overlaps(
+    masks: np.ndarray, scores: np.ndarray, image_size: tuple[int, int], dtype: type = np.uint16
+) -> np.ndarray:
     """Paint instance ids so that the higher score owns every contested pixel.
 
     Args:
         masks: [N, H, W] bool.
         scores: [N] float.
         image_size: (H, W).
+        dtype: np.uint16, or np.uint8 for fewer than 256 instances (cheaper to post-process).
 
     Returns:
-        [H, W] uint16 with 0 = background and ``i + 1`` for instance ``i``
+        [H, W] ``dtype`` with 0 = background and ``i + 1`` for instance ``i``
         (``i`` indexes ``masks`` as given). Ties keep the lower index.
     """
     h, w = image_size
-    out = np.zeros((h, w), np.uint16)
     n = len(masks)
-    if n == 0:
-        return out
-    if n > 65535:
-        raise ValueError(f"too many instances for a mono16 id image: {n}")
+    limit = np.iinfo(dtype).max
+    if n > limit:
+        raise ValueError(f"too many instances for a {np.dtype(dtype).name} id image: {n} > {limit}")
     import cv2
 
     # paint lowest score first; stable sort on -score keeps the lower index winning ties.
     # cv2.copyTo with the bool mask viewed as uint8 paints in place ~9x faster than out[mask] = v,
     # and painting 8-bit ids where they fit moves half the bytes (4x faster at 1280x720).
+    small = n < 256
+    canvas = np.zeros((h, w), np.uint8 if small else np.uint16)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[::-1]
     masks_u8 = np.asarray(masks, dtype=bool).view(np.uint8)
-    small = n < 256
-    canvas = np.zeros((h, w), np.uint8) if small else out
     value = np.empty((h, w), canvas.dtype)
     for i in order:
         value.fill(i + 1)
         cv2.copyTo(value, masks_u8[i], canvas)
-    if small:
-        out[...] = canvas
-    return out
+    return canvas.astype(dtype, copy=False)
+
+
+def lookup(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``table[ids]`` for an integer id image (cv2.LUT for uint8 ids, else np.take: both much faster)."""
+    if ids.dtype == np.uint8 and table.dtype == np.uint8:
+        import cv2
+
+        full = np.zeros(256, np.uint8)
+        full[: len(table)] = table[:256]
+        return cv2.LUT(ids, full)
+    return np.take(table, ids)
 
 
 def semantic_from_ids(id_image: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
@@ -49,7 +59,7 @@ def semantic_from_ids(id_image: np.ndarray, class_ids: np.ndarray) -> np.ndarray
         if int(np.max(class_ids)) >= 255:
             raise ValueError("class ids >= 255 do not fit a mono8 semantic mask")
         lut[1:] = np.asarray(class_ids, np.int64) + 1
-    return np.take(lut, id_image)  # same as lut[id_image], about twice as fast
+    return lookup(lut, id_image)
 
 
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import array
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from instaseg_ros.core.instances import Instances
-from instaseg_ros.core.masks import semantic_from_ids
+from instaseg_ros.core.masks import lookup, resolve_overlaps, semantic_from_ids
 
 # encoding -> (dtype, channels)
 _ENCODINGS: dict[str, tuple[type, int]] = {
@@ -217,14 +218,21 @@ class Rendered:
     """The per-frame output arrays, ready to be wrapped into messages.
 
     Attributes:
-        instances: the instances that own at least one pixel, in score order.
-        instance_ids: [H, W] uint16, 0 background, ``i + 1`` for ``instances[i]``.
+        source: the instances given to :func:`render_outputs`.
+        keep: [M] indices into ``source`` of the instances that own at least one pixel, in score order.
+        instance_ids: [H, W] uint16, 0 background, ``k + 1`` for ``source[keep[k]]``.
         semantic: [H, W] uint8, 0 background, ``class_id + 1``.
     """
 
-    instances: Instances
+    source: Instances
+    keep: np.ndarray
     instance_ids: np.ndarray
     semantic: np.ndarray
+
+    @cached_property
+    def instances(self) -> Instances:
+        """The visible instances (``source[keep]``; selected on first use: it copies their masks)."""
+        return self.source if len(self.keep) == len(self.source) else self.source.select(self.keep)
 
 
 def render_outputs(inst: Instances) -> Rendered:
@@ -235,26 +243,30 @@ def render_outputs(inst: Instances) -> Rendered:
     """
     import cv2
 
-    ids = inst.instance_id_image()
     n = len(inst)
+    # 8-bit ids while they fit: painting, counting and look-ups move half the bytes
+    ids = resolve_overlaps(inst.masks, inst.scores, inst.image_size, np.uint8 if n < 256 else np.uint16)
+    keep = np.arange(n)
+    class_ids = inst.class_ids
     if n:
-        # pixel count per id (cv2's histogram: exact for integer ids, ~1.6x faster than np.bincount)
+        # pixel count per id (cv2's histogram: exact for integer ids, faster than np.bincount)
         present = cv2.calcHist([ids], [0], None, [n + 1], [0, n + 1]).ravel()[1:] > 0
         if not present.all():
-            lut = np.zeros(n + 1, np.uint16)
-            lut[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.uint16)
-            ids = np.take(lut, ids)  # faster than lut[ids] for large images
-            inst = inst.select(present)
-    return Rendered(inst, ids, semantic_from_ids(ids, inst.class_ids))
+            keep = np.flatnonzero(present)
+            renumber = np.zeros(n + 1, ids.dtype)
+            renumber[1 + keep] = np.arange(1, len(keep) + 1)
+            ids = lookup(renumber, ids)
+            class_ids = class_ids[keep]
+    return Rendered(inst, keep, ids.astype(np.uint16, copy=False), semantic_from_ids(ids, class_ids))
 
 
-def instances_to_detections(inst: Instances, header, class_id_format: str = "name"):
+def instances_to_detections(inst: Instances, header, class_id_format: str = "name", keep=None):
     """``Instances`` -> ``vision_msgs/Detection2DArray`` (every Detection2D carries ``header``).
 
-    Detection ``i`` gets ``id = str(i + 1)`` (its value in the instance mask),
-    the box centre/size in input pixels and one hypothesis: the class name
-    (``class_id_format="name"``) or the wire class index ``class_id + 1`` as
-    text (``"index"``), with the score.
+    ``keep`` ([M] indices, default all) selects and orders the instances; the k-th kept
+    one gets ``id = str(k + 1)`` (its value in the instance mask), the box centre/size in
+    input pixels and one hypothesis: the class name (``class_id_format="name"``) or the
+    wire class index ``class_id + 1`` as text (``"index"``), with the score.
     """
     from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
@@ -264,11 +276,11 @@ def instances_to_detections(inst: Instances, header, class_id_format: str = "nam
     out.header = header
     boxes = inst.boxes.astype(np.float64)
     dets = []
-    for i in range(len(inst)):
+    for k, i in enumerate(range(len(inst)) if keep is None else keep):
         x1, y1, x2, y2 = boxes[i]
         det = Detection2D()
         det.header = header
-        det.id = str(i + 1)
+        det.id = str(k + 1)
         det.bbox.center.position.x = float((x1 + x2) * 0.5)
         det.bbox.center.position.y = float((y1 + y2) * 0.5)
         det.bbox.size_x = float(x2 - x1)

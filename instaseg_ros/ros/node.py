@@ -564,7 +564,7 @@ class InstasegNode(LifecycleNode):
         pubs["instance_mask"].publish(conv.numpy_to_image(out.instance_ids, "mono16", header))
         pubs["semantic_mask"].publish(conv.numpy_to_image(out.semantic, "mono8", header))
         pubs["detections"].publish(
-            conv.instances_to_detections(out.instances, header, self._value("class_id_format"))
+            conv.instances_to_detections(out.source, header, self._value("class_id_format"), keep=out.keep)
         )
         self._stats.record_processed(time.monotonic() - received, inference_s, key=_stamp_ns(header))
         debug = pubs["debug_image"]
