@@ -149,6 +149,9 @@ def test_bad_input_raises_clear_errors(seg):
         seg.segment([ok], InferenceParams(class_filter=["zebra"]))
     with pytest.raises(ValueError, match="fp16 needs a CUDA"):
         YolactSegmenter(seg.model, seg.cfg, device="cpu", precision="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            YolactSegmenter(seg.model, seg.cfg, device="cuda")
 
 
 def test_registry_builds_from_config_dict():

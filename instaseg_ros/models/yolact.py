@@ -449,6 +449,8 @@ class YolactSegmenter(Segmenter):
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
         dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available (use device='cpu')")
         if precision == "fp16" and dev.type != "cuda":
             raise ValueError(f"precision fp16 needs a CUDA device, got device {device!r}")
         self.cfg = cfg
