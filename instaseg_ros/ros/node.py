@@ -92,25 +92,25 @@ PARAMS: tuple[ParamSpec, ...] = (
         RUNTIME,
         "Detection2D class_id: class name or label_info index",
         choices=("name", "index"),
-    ),  # fmt: skip
+    ),
     ParamSpec("debug_image", True, RUNTIME, "render ~/debug_image while someone subscribes"),
     ParamSpec(
         "max_rate", 0.0, RUNTIME, "process at most this many frames per second; 0 = unlimited", (0.0, 1000.0)
-    ),  # fmt: skip
+    ),
     ParamSpec(
         "input_transport",
         "raw",
         INACTIVE,
         "raw (image) or compressed (image/compressed)",
         choices=("raw", "compressed"),
-    ),  # fmt: skip
+    ),
     ParamSpec(
         "qos_reliability",
         "best_effort",
         INACTIVE,
         "input QoS reliability (keep last 1)",
         choices=("best_effort", "reliable"),
-    ),  # fmt: skip
+    ),
     ParamSpec("autostart", True, READ_ONLY, "configure and activate at start-up"),
     ParamSpec("diagnostics_period", 1.0, READ_ONLY, "seconds between /diagnostics messages", (0.1, 60.0)),
 )
@@ -407,8 +407,9 @@ class InstasegNode(LifecycleNode):
         out_qos = QoSProfile(
             depth=2, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
         )
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)  # fmt: skip
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         from vision_msgs.msg import Detection2DArray, LabelInfo
 
         self._pubs = {
@@ -437,10 +438,17 @@ class InstasegNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         compressed = self._value("input_transport") == "compressed"
-        reliability = (ReliabilityPolicy.RELIABLE if self._value("qos_reliability") == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)  # fmt: skip
-        qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
-                         durability=DurabilityPolicy.VOLATILE)  # fmt: skip
+        reliability = (
+            ReliabilityPolicy.RELIABLE
+            if self._value("qos_reliability") == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT
+        )
+        qos = QoSProfile(
+            depth=1,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=reliability,
+            durability=DurabilityPolicy.VOLATILE,
+        )
         ret = super().on_activate(state)  # activates the lifecycle publishers
         if ret != TransitionCallbackReturn.SUCCESS:
             return ret
@@ -605,7 +613,7 @@ class InstasegNode(LifecycleNode):
                 info,
                 problems,
                 hardware_id=str(info["device"]),
-            )  # fmt: skip
+            )
         ]
         self._diag_pub.publish(arr)
 
