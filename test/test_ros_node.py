@@ -379,3 +379,27 @@ def test_bad_weights_leave_the_node_unconfigured_and_alive(tmp_path):
         if p is not None:
             p.close()
         assert proc.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "remaps, raw, compressed",
+    [
+        ([], "/image", "/image/compressed"),
+        (["-r", "image:=/cam/color/image_raw"], "/cam/color/image_raw", "/cam/color/image_raw/compressed"),
+        (["-r", "image/compressed:=/cam/jpeg"], "/image", "/cam/jpeg"),
+        (["-r", "__ns:=/robot"], "/robot/image", "/robot/image/compressed"),
+    ],
+)
+def test_input_topic_follows_image_transport_naming(remaps, raw, compressed):
+    import rclpy
+
+    from instaseg_ros.ros.node import InstasegNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = InstasegNode(context=ctx, cli_args=["--ros-args", *remaps, "-p", "autostart:=false"])
+        assert (node._input_topic_name(False), node._input_topic_name(True)) == (raw, compressed)
+        node.destroy_node()
+    finally:
+        ctx.try_shutdown()
