@@ -403,3 +403,37 @@ def test_input_topic_follows_image_transport_naming(remaps, raw, compressed):
         node.destroy_node()
     finally:
         ctx.try_shutdown()
+
+
+@pytest.mark.parametrize("params_file", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+def test_every_parameter_file_fits_the_node(params_file):
+    """Each node parameter file under config/ is accepted by the node's declared parameters (names,
+    types, ranges) and names a model family, a backend and an input transport the node knows."""
+    import rclpy
+    import yaml
+
+    from instaseg_ros.ros.node import BACKENDS, SPECS, InstasegNode
+
+    data = yaml.safe_load((ROOT / "config" / params_file).read_text())
+    params = data["/**"]["ros__parameters"]
+    flat = {}
+    for key, value in params.items():  # nested mappings are dotted names ("model: {family: x}")
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    assert set(flat) <= set(SPECS) | {"use_sim_time"}, set(flat) - set(SPECS)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = InstasegNode(
+            context=ctx, cli_args=["--ros-args", "--params-file", str(ROOT / "config" / params_file)]
+        )
+        for name, value in flat.items():
+            assert node.get_parameter(name).value == value, name
+        assert node.get_parameter("backend").value in BACKENDS
+        assert node.get_parameter("model.family").value in ("yolact", "yolo_fcn", "solo", "maskrcnn")
+        assert node.get_parameter("input_transport").value in ("raw", "compressed")
+        node.destroy_node()
+    finally:
+        ctx.try_shutdown()
