@@ -87,6 +87,15 @@ def test_official_file_config_is_inferred(r50_file, tmp_path):
     assert cfg_se.attention and cfg_se.input_size == 400 and cfg_se.anchor_scales[0] == 17
 
 
+def test_wrapped_state_dicts_are_unwrapped(tmp_path):
+    sd = _official_state_dict("resnet50")
+    p = tmp_path / "wrapped.pth"
+    torch.save({"module." + k: v for k, v in sd.items()}, p)
+    assert set(read_checkpoint(p)[0]) == set(sd)
+    torch.save({"state_dict": sd, "epoch": 3}, p)
+    assert set(read_checkpoint(p)[0]) == set(sd)
+
+
 def test_legacy_keys_are_ignored_like_the_official_loader():
     sd = _official_state_dict("resnet50")
     sd["fpn.downsample_layers.2.weight"] = torch.zeros(256, 256, 3, 3)

@@ -66,6 +66,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             if isinstance(inner, dict) and CONF_KEY in inner:
                 obj = inner
                 break
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}  # saved from a DataParallel wrapper
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(
             f"{p}: not a YOLACT checkpoint (expected a state dict of tensors, got {type(obj).__name__})"
