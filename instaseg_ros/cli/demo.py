@@ -290,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
     # --- 2-4: the node over DDS, recorded and scored
     from instaseg_ros.core.segmenter import InferenceParams
     from instaseg_ros.evaluation.bag_eval import BagEvalConfig, EvalError, ModelSpec, run_bag_eval
+    from instaseg_ros.evaluation.live import large_image_profile
 
     launcher = _launcher(args.launch)
     steps(f"instaseg_node ({args.model}, {Path(weights).name}) started via {launcher}; "
@@ -299,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
         model=ModelSpec(args.model, weights, config, args.device, "fp32",
                         InferenceParams(score_threshold=args.score_threshold)),
         output_bag=str(out / "outputs"), launcher=launcher,
+        # camera-sized frames between processes need Fast DDS's larger shared-memory segment
+        dds_profile=large_image_profile(),
     )
     if (out / "outputs").exists():
         import shutil

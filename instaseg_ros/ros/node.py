@@ -76,6 +76,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "torch", UNCONFIGURED, "inference backend", choices=BACKENDS),
     ParamSpec("device", "auto", UNCONFIGURED, "auto (CUDA when available), cpu, cuda or cuda:N"),
     ParamSpec("precision", "fp32", UNCONFIGURED, "fp32 or fp16 (CUDA only)", choices=("fp32", "fp16")),
+    ParamSpec(
+        "num_threads", 0, UNCONFIGURED, "CPU inference threads; 0 = PyTorch's default", (0, 256)
+    ),
     ParamSpec("score_threshold", 0.3, RUNTIME, "drop instances scoring below this", (0.0, 1.0)),
     ParamSpec(
         "nms_threshold", 0.5, RUNTIME, "box IoU above which the lower score is suppressed", (0.01, 1.0)
@@ -380,6 +383,10 @@ class InstasegNode(LifecycleNode):
                 self.get_logger().warning(
                     "model.weights is empty: using a RANDOMLY INITIALISED model (tests only)"
                 )
+            if int(self._value("num_threads")) > 0:
+                import torch
+
+                torch.set_num_threads(int(self._value("num_threads")))
             t0 = time.monotonic()
             seg = load_segmenter(
                 self._value("backend"),
