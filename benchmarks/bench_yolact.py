@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    load_start = list(os.getloadavg())
     w, h = (int(v) for v in args.image_size.lower().split("x"))
     img = test_image(w, h)
     cfg = YolactConfig(backbone=args.backbone, input_size=args.size, attention=False)
@@ -337,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             ms = f"{st['median_ms']:10.1f} {st['p95_ms']:10.1f} {st['cpu_median_ms']:10.1f}"
             print(f"{'  network part':28s} {part:9s}{ms}")
     info = machine_info(args.threads)
+    info["loadavg_start"] = load_start
     info["loadavg_end"] = list(os.getloadavg())
     doc = {
         "benchmark": "bench_yolact",
