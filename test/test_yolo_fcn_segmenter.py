@@ -253,15 +253,17 @@ def test_darknet_weights_plus_fcn_checkpoint_and_combined_checkpoint(tmp_path, s
     # run-time overrides on top of a checkpoint: a different class subset, same weights
     sub = build_segmenter("yolo_fcn", weights=str(tmp_path / "combined.pt"), config={"classes": ["person"]})
     assert sub.class_names == ["person"]
-    # a shipped model config with another network description: the checkpoint's networks win,
-    # its run-time keys (input size, thresholds) apply
+    # a shipped model config with another network description: the checkpoint's networks (and its
+    # trained input size, which the YAML leaves unset) win, its run-time keys (thresholds) apply
     node_like = build_segmenter(
         "yolo_fcn",
         weights=str(tmp_path / "combined.pt"),
         config=str(ROOT / "config/models/yolo_fcn_indoor.yaml"),
     )
     assert node_like.config.darknet_width == 0.25 and node_like.config.fcn.crop_size == 64
-    assert node_like.config.input_size == 416 and node_like.params.score_threshold == 0.5
+    assert node_like.config.input_size == 160 and node_like.params.score_threshold == 0.5
+    resized = build_segmenter("yolo_fcn", weights=str(tmp_path / "combined.pt"), config={"input_size": 224})
+    assert resized.preprocess([img])[0].shape[-1] == 224
     assert node_like.segment([img])[0].image_size == img.shape[:2]
 
     wrong = tmp_path / "wrong.pt"
