@@ -33,6 +33,7 @@ TASKS: dict[str, str] = {
     "fcn": "instaseg_ros.training.fcn_task:FcnTask",
     "solo": "instaseg_ros.training.solo_task:SoloTask",
     "maskrcnn": "instaseg_ros.training.maskrcnn_task:MaskRcnnTask",
+    "yolo_detector": "instaseg_ros.training.yolo_task:YoloDetectorTask",
 }
 
 
