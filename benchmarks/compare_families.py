@@ -72,8 +72,8 @@ def count_params(seg) -> int | None:
     """Parameters of every ``nn.Module`` attribute of the segmenter (None if it holds none)."""
     from torch import nn
 
-    mods = [v for v in vars(seg).values() if isinstance(v, nn.Module)]
-    return int(sum(p.numel() for m in mods for p in m.parameters())) or None
+    params = {id(p): p for v in vars(seg).values() if isinstance(v, nn.Module) for p in v.parameters()}
+    return int(sum(p.numel() for p in params.values())) or None  # shared modules counted once
 
 
 def time_family(seg, images: list[np.ndarray], params, warmup: int, runs: int) -> dict[str, float]:
