@@ -69,10 +69,14 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def count_params(seg) -> int | None:
-    """Parameters of every ``nn.Module`` attribute of the segmenter (None if it holds none)."""
+    """Parameters of ``seg.model``, else of all its ``nn.Module`` attributes (None if it holds none)."""
     from torch import nn
 
-    params = {id(p): p for v in vars(seg).values() if isinstance(v, nn.Module) for p in v.parameters()}
+    model = getattr(seg, "model", None)
+    mods = [v for v in vars(seg).values() if isinstance(v, nn.Module)]
+    if isinstance(model, nn.Module):
+        mods = [model]
+    params = {id(p): p for m in mods for p in m.parameters()}
     return int(sum(p.numel() for p in params.values())) or None  # shared modules counted once
 
 
