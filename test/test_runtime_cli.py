@@ -153,3 +153,25 @@ def test_benchmark_cli_writes_json_and_table(yolact_yaml, tmp_path, capsys):
     assert "e2e ms med/p95" in md and "img/s @1" in md
     assert main(["benchmark", "--backends", "openvino", "--out", str(out)]) == 2
     assert "unknown backend 'openvino'" in capsys.readouterr().err
+
+
+def test_runners_are_timed_round_robin():
+    """Run k of every runner before run k+1 of any: load drift hits all backends alike."""
+    from instaseg_ros.runtime.benchmark import Runner, Sample, time_interleaved
+
+    calls = []
+
+    class Recorder(Runner):
+        def __init__(self, name: str, ms: float) -> None:
+            self.model, self.backend, self.ms = "m", name, ms
+
+        def __call__(self, imgs):
+            calls.append((self.backend, len(imgs)))
+            return Sample(0.001, self.ms / 1e3, 0.001, self.ms / 1e3 + 0.002, 1.0)
+
+    images = sample_images(None, 2, (64, 48))
+    rows = time_interleaved([Recorder("a", 10.0), Recorder("b", 30.0)], images, 2, warmup=1, runs=3)
+    assert calls == [("a", 2), ("b", 2)] * 4
+    assert [r.backend for r in rows] == ["a", "b"] and all(r.runs == 3 for r in rows)
+    assert rows[0].net.median_ms == pytest.approx(10.0) and rows[1].e2e.median_ms == pytest.approx(32.0)
+    assert rows[1].images_per_s == pytest.approx(2 / 0.032)

@@ -9,7 +9,8 @@ instaseg benchmark [--model yolact[=CONFIG.yaml]] ... [--weights W]
 
 Default model: YOLACT ResNet-50 at 550 px with 80 classes (random init unless --weights). Every
 model and the peer (torchvision Mask R-CNN ResNet-50 FPN, random init) run in this one process on
-the same images, batch sizes and threads, with the same score threshold and detection cap.
+the same images, batch sizes and threads, with the same score threshold and detection cap, and
+round-robin (run k of every model/backend, then run k+1), so load changes affect all alike.
 Times are per batch (median and p95 over --runs after --warmup); img/s = batch / median e2e.
 Writes JSON (machine, settings, rows, summary, skipped backends) and a Markdown copy of the table.
 """
@@ -93,15 +94,16 @@ def run(args: argparse.Namespace) -> int:
     from instaseg_ros.models.registry import build_segmenter
     from instaseg_ros.runtime import create_backend
     from instaseg_ros.runtime.benchmark import (
+        MaskRcnnRunner,
         build_maskrcnn_peer,
         format_summary,
         format_table,
         machine_info,
+        make_runners,
         rows_to_json,
-        run_model_backends,
         sample_images,
         throughput_summary,
-        time_maskrcnn,
+        time_all,
         write_results,
     )
 
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"unknown backend {backend!r} in --backends; known: torch, onnxruntime, tensorrt")
         if precision not in ("", "fp32", "fp16", "int8"):
             return _fail(f"unknown precision {precision!r} in --backends {spec!r}; known: fp32, fp16, int8")
-    rows, skipped, model_info = [], {}, {}
+    runners, skipped, model_info = [], {}, {}
     for m in models:
         family, _, config = m.partition("=")
         try:
@@ -148,20 +150,14 @@ def run(args: argparse.Namespace) -> int:
         for spec in specs:
             backend, _, precision = spec.partition(":")
             factories[spec] = _factory(backend, precision, seg, family, config, args, threads, create_backend)
-        r, s = run_model_backends(seg, name, factories, images, args.batches, args.warmup, args.runs, params)
-        rows += r
+        r, s = make_runners(name, factories, params)
+        runners += r
         skipped.update({f"{name}/{k}": v for k, v in s.items()})
     if not args.no_peer:
         peer = build_maskrcnn_peer(args.score_threshold, args.top_k, args.peer_min_size, args.peer_max_size)
-        for b in args.batches:
-            row = time_maskrcnn(
-                peer, images, b, args.warmup, args.runs, params.mask_threshold, device=args.device
-            )
-            rows.append(row)
-            print(
-                f"[peer] maskrcnn batch {b}: e2e {row.e2e.median_ms:.1f} ms/batch, "
-                f"{row.images_per_s:.2f} img/s"
-            )
+        runners.append(MaskRcnnRunner(peer, args.device, params.mask_threshold))
+    # every runner on the same batches, round-robin, so load changes affect all alike
+    rows = time_all(runners, images, args.batches, args.warmup, args.runs, print)
     machine["loadavg_end"] = list(os.getloadavg())
     table = format_table(rows)
     summary = throughput_summary(rows)

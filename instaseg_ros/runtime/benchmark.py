@@ -152,6 +152,168 @@ def _batches(images: list[np.ndarray], batch: int, count: int) -> list[list[np.n
     return out
 
 
+@dataclass
+class Sample:
+    """One timed batch: stage durations in seconds and detections per image."""
+
+    pre: float
+    net: float
+    post: float
+    e2e: float
+    dets: float
+
+
+class Runner:
+    """One thing to time (a model on a backend): ``runner(images) -> Sample`` for one batch."""
+
+    model: str = ""
+    backend: str = ""
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def __call__(self, imgs: list[np.ndarray]) -> Sample:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+
+class SegmenterRunner(Runner):
+    """A segmenter with its network(s) on ``backend`` (None: ``backend.segmenter``)."""
+
+    def __init__(self, seg: Any | None, backend: Backend, params: InferenceParams, model_name: str) -> None:
+        from instaseg_ros.runtime import BackendSegmenter
+
+        self.timed = TimedBackend(backend)
+        self.wrapped = BackendSegmenter(backend.segmenter if seg is None else seg, self.timed)
+        self.params = params
+        self.model, self.backend = model_name, backend.name
+        self.device, self.precision = backend.device, backend.precision
+        self._info = backend.info()
+
+    def __call__(self, imgs: list[np.ndarray]) -> Sample:
+        timed, wrapped = self.timed, self.wrapped
+        timed.mask_head_s = 0.0
+        t0 = time.perf_counter()
+        x, metas = wrapped.preprocess(imgs)
+        timed.synchronize()
+        t1 = time.perf_counter()
+        raw = wrapped.forward_raw(x)
+        timed.synchronize()
+        t2 = time.perf_counter()
+        out = wrapped.postprocess(raw, metas, self.params)
+        timed.synchronize()
+        t3 = time.perf_counter()
+        mh = timed.mask_head_s  # the FCN mask head runs inside post-processing: count it as network
+        return Sample(t1 - t0, t2 - t1 + mh, t3 - t2 - mh, t3 - t0, sum(len(o) for o in out) / len(imgs))
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+
+class MaskRcnnRunner(Runner):
+    """torchvision Mask R-CNN split into pre (transform) / net (backbone, RPN, ROI heads) /
+    post (box rescaling, mask pasting, threshold, to NumPy)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str = "cpu",
+        mask_threshold: float = 0.5,
+        model_name: str = "maskrcnn_resnet50_fpn",
+    ) -> None:
+        self.dev = torch.device(device)
+        self.net = model.to(self.dev).eval()
+        self.mask_threshold = mask_threshold
+        self.model, self.backend, self.device, self.precision = model_name, "torch", str(self.dev), "fp32"
+
+    def _sync(self) -> None:
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+
+    @torch.inference_mode()
+    def __call__(self, imgs: list[np.ndarray]) -> Sample:
+        model, dev = self.net, self.dev
+        t0 = time.perf_counter()
+        tensors = [
+            torch.from_numpy(np.ascontiguousarray(im[..., ::-1])).to(dev).permute(2, 0, 1).float() / 255
+            for im in imgs
+        ]
+        sizes = [tuple(t.shape[-2:]) for t in tensors]
+        il, _ = model.transform(tensors)
+        self._sync()
+        t1 = time.perf_counter()
+        feats = model.backbone(il.tensors)
+        proposals, _ = model.rpn(il, feats)
+        detections, _ = model.roi_heads(feats, proposals, il.image_sizes)
+        self._sync()
+        t2 = time.perf_counter()
+        detections = model.transform.postprocess(detections, il.image_sizes, sizes)
+        results = [
+            (
+                d["boxes"].cpu().numpy(),
+                d["scores"].cpu().numpy(),
+                (d["masks"][:, 0] > self.mask_threshold).cpu().numpy(),
+            )
+            for d in detections
+        ]
+        t3 = time.perf_counter()
+        return Sample(t1 - t0, t2 - t1, t3 - t2, t3 - t0, sum(len(r[0]) for r in results) / len(imgs))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "weights": None,
+            "min_size": self.net.transform.min_size[0],
+            "max_size": self.net.transform.max_size,
+            "box_score_thresh": self.net.roi_heads.score_thresh,
+            "detections_per_img": self.net.roi_heads.detections_per_img,
+        }
+
+
+def time_interleaved(
+    runners: Sequence[Runner],
+    images: list[np.ndarray],
+    batch: int,
+    warmup: int,
+    runs: int,
+    log: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
+    """Time every runner on the same batches, round-robin (run k of every runner, then run k+1):
+    a change of machine load during the benchmark affects all runners alike."""
+    samples: list[list[Sample]] = [[] for _ in runners]
+    for k, imgs in enumerate(_batches(images, batch, warmup + runs)):
+        for i, r in enumerate(runners):
+            s = r(imgs)
+            if k >= warmup:
+                samples[i].append(s)
+    rows = []
+    for r, ss in zip(runners, samples):
+        e = Stat.of([s.e2e for s in ss])
+        row = BenchRow(
+            model=r.model,
+            backend=r.backend,
+            device=r.device,
+            precision=r.precision,
+            batch=batch,
+            warmup=warmup,
+            runs=runs,
+            pre=Stat.of([s.pre for s in ss]),
+            net=Stat.of([s.net for s in ss]),
+            post=Stat.of([s.post for s in ss]),
+            e2e=e,
+            images_per_s=batch / (e.median_ms / 1e3),
+            detections_per_image=float(np.mean([s.dets for s in ss])),
+            info=dict(r.info()),
+        )
+        rows.append(row)
+        if log is not None:
+            log(
+                f"[{r.model}] {r.backend} batch {batch}: e2e {e.median_ms:.1f} ms/batch, "
+                f"{row.images_per_s:.2f} img/s"
+            )
+    return rows
+
+
 def time_segmenter(
     seg: Any | None,
     backend: Backend,
@@ -162,51 +324,10 @@ def time_segmenter(
     params: InferenceParams,
     model_name: str,
 ) -> BenchRow:
-    """Stage timings of ``seg`` (None: ``backend.segmenter``) with its network(s) on ``backend``.
-
-    See the module docstring for the stages.
-    """
-    from instaseg_ros.runtime import BackendSegmenter
-
-    timed = TimedBackend(backend)
-    wrapped = BackendSegmenter(backend.segmenter if seg is None else seg, timed)
-    pre, net, post, e2e, dets = [], [], [], [], []
-    for i, imgs in enumerate(_batches(images, batch, warmup + runs)):
-        timed.mask_head_s = 0.0
-        t0 = time.perf_counter()
-        x, metas = wrapped.preprocess(imgs)
-        timed.synchronize()
-        t1 = time.perf_counter()
-        raw = wrapped.forward_raw(x)
-        timed.synchronize()
-        t2 = time.perf_counter()
-        out = wrapped.postprocess(raw, metas, params)
-        timed.synchronize()
-        t3 = time.perf_counter()
-        if i < warmup:
-            continue
-        pre.append(t1 - t0)
-        net.append(t2 - t1 + timed.mask_head_s)
-        post.append(t3 - t2 - timed.mask_head_s)
-        e2e.append(t3 - t0)
-        dets.append(sum(len(o) for o in out) / batch)
-    e = Stat.of(e2e)
-    return BenchRow(
-        model=model_name,
-        backend=backend.name,
-        device=backend.device,
-        precision=backend.precision,
-        batch=batch,
-        warmup=warmup,
-        runs=runs,
-        pre=Stat.of(pre),
-        net=Stat.of(net),
-        post=Stat.of(post),
-        e2e=e,
-        images_per_s=batch / (e.median_ms / 1e3),
-        detections_per_image=float(np.mean(dets)),
-        info=backend.info(),
-    )
+    """Stage timings of ``seg`` (None: ``backend.segmenter``) with its network(s) on ``backend``."""
+    return time_interleaved([SegmenterRunner(seg, backend, params, model_name)], images, batch, warmup, runs)[
+        0
+    ]
 
 
 # ----------------------------------------------------------------------------------------- peer
@@ -239,71 +360,9 @@ def time_maskrcnn(
     model_name: str = "maskrcnn_resnet50_fpn",
     device: str = "cpu",
 ) -> BenchRow:
-    """Mask R-CNN split into pre (transform) / net (backbone, RPN, ROI heads) / post (paste, threshold)."""
-    dev = torch.device(device)
-    model = model.to(dev)
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    pre, net, post, e2e, dets = [], [], [], [], []
-    with torch.inference_mode():
-        for i, imgs in enumerate(_batches(images, batch, warmup + runs)):
-            t0 = time.perf_counter()
-            tensors = [
-                torch.from_numpy(np.ascontiguousarray(im[..., ::-1])).to(dev).permute(2, 0, 1).float() / 255
-                for im in imgs
-            ]
-            sizes = [tuple(t.shape[-2:]) for t in tensors]
-            il, _ = model.transform(tensors)
-            sync()
-            t1 = time.perf_counter()
-            feats = model.backbone(il.tensors)
-            proposals, _ = model.rpn(il, feats)
-            detections, _ = model.roi_heads(feats, proposals, il.image_sizes)
-            sync()
-            t2 = time.perf_counter()
-            detections = model.transform.postprocess(detections, il.image_sizes, sizes)
-            results = [
-                (
-                    d["boxes"].cpu().numpy(),
-                    d["scores"].cpu().numpy(),
-                    (d["masks"][:, 0] > mask_threshold).cpu().numpy(),
-                )
-                for d in detections
-            ]
-            t3 = time.perf_counter()
-            if i < warmup:
-                continue
-            pre.append(t1 - t0)
-            net.append(t2 - t1)
-            post.append(t3 - t2)
-            e2e.append(t3 - t0)
-            dets.append(sum(len(r[0]) for r in results) / batch)
-    e = Stat.of(e2e)
-    return BenchRow(
-        model=model_name,
-        backend="torch",
-        device=str(dev),
-        precision="fp32",
-        batch=batch,
-        warmup=warmup,
-        runs=runs,
-        pre=Stat.of(pre),
-        net=Stat.of(net),
-        post=Stat.of(post),
-        e2e=e,
-        images_per_s=batch / (e.median_ms / 1e3),
-        detections_per_image=float(np.mean(dets)),
-        info={
-            "weights": None,
-            "min_size": model.transform.min_size[0],
-            "max_size": model.transform.max_size,
-            "box_score_thresh": model.roi_heads.score_thresh,
-            "detections_per_img": model.roi_heads.detections_per_img,
-        },
-    )
+    """Stage timings of the Mask R-CNN peer (see :class:`MaskRcnnRunner`)."""
+    runner = MaskRcnnRunner(model, device, mask_threshold, model_name)
+    return time_interleaved([runner], images, batch, warmup, runs)[0]
 
 
 # ---------------------------------------------------------------------------------------- machine
@@ -415,6 +474,33 @@ def write_results(path: str | Path, payload: dict[str, Any]) -> Path:
     return p
 
 
+def make_runners(
+    model_name: str,
+    backends: dict[str, Callable[[], Backend]],
+    params: InferenceParams,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Runner], dict[str, str]]:
+    """Create each backend (export/engine build happen here, untimed); returns runners and
+    {backend: reason} for those that cannot run here."""
+    from instaseg_ros.runtime.base import BackendUnavailableError
+
+    runners, skipped = [], {}
+    for name, make in backends.items():
+        try:
+            t0 = time.perf_counter()
+            be = make()
+        except (BackendUnavailableError, NotImplementedError, ValueError) as e:
+            skipped[name] = str(e)
+            log(f"[{model_name}] backend {name} skipped: {e}")
+            continue
+        setup_s = time.perf_counter() - t0
+        log(f"[{model_name}] backend {name} ready in {setup_s:.1f} s")
+        r = SegmenterRunner(None, be, params, model_name)
+        r._info["setup_s"] = round(setup_s, 2)  # backend creation incl. export/engine build
+        runners.append(r)
+    return runners, skipped
+
+
 def run_model_backends(
     seg: Any,
     model_name: str,
@@ -426,27 +512,19 @@ def run_model_backends(
     params: InferenceParams,
     log: Callable[[str], None] = print,
 ) -> tuple[list[BenchRow], dict[str, str]]:
-    """Time each backend factory's segmenter; returns rows and {backend: reason} for those skipped."""
-    from instaseg_ros.runtime.base import BackendUnavailableError
+    """Time each backend factory's segmenter (interleaved per batch size); rows and skipped backends."""
+    runners, skipped = make_runners(model_name, backends, params, log)
+    return time_all(runners, images, batches, warmup, runs, log), skipped
 
-    rows, skipped = [], {}
-    for name, make in backends.items():
-        try:
-            t0 = time.perf_counter()
-            be = make()
-            setup_s = time.perf_counter() - t0
-            log(f"[{model_name}] backend {name} ready in {setup_s:.1f} s")
-        except (BackendUnavailableError, NotImplementedError, ValueError) as e:
-            skipped[name] = str(e)
-            log(f"[{model_name}] backend {name} skipped: {e}")
-            continue
-        for b in batches:
-            row = time_segmenter(None, be, images, b, warmup, runs, params, model_name)
-            row.info["setup_s"] = round(setup_s, 2)  # backend creation incl. export/engine build
-            rows.append(row)
-            log(
-                f"[{model_name}] {name} batch {b}: e2e {row.e2e.median_ms:.1f} ms/batch, "
-                f"{row.images_per_s:.2f} img/s"
-            )
-        be.close()
-    return rows, skipped
+
+def time_all(
+    runners: Sequence[Runner],
+    images: list[np.ndarray],
+    batches: Sequence[int],
+    warmup: int,
+    runs: int,
+    log: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
+    """:func:`time_interleaved` for each batch size; rows ordered by runner, then batch."""
+    per_batch = [time_interleaved(runners, images, b, warmup, runs, log) for b in batches]
+    return [rows[i] for i in range(len(runners)) for rows in per_batch]
