@@ -263,7 +263,9 @@ class Trainer:
         if len(train_ds) == 0:
             raise ValueError("the training set is empty (see data_report.json for skipped entries)")
         writer = _tensorboard(self.out / "tb") if main else None
-        csv_rows: list[dict[str, Any]] = _read_csv(self.out / "metrics.csv") if (main and start) else []
+        csv_rows: list[dict[str, Any]] = []
+        if main and start:  # rows logged after the saved state (an interrupted run) are dropped
+            csv_rows = [r for r in _read_csv(self.out / "metrics.csv") if r["iteration"] <= start]
         bar = None
         if self.progress:
             from tqdm import tqdm
