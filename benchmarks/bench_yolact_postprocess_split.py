@@ -115,7 +115,12 @@ def main() -> int:
 
     def s_nms():
         idx, classes, sc = fast_nms(
-            state["boxes"], state["scores"], params.nms_threshold, seg.cfg.nms_top_k, params.top_k
+            state["boxes"],
+            state["scores"],
+            params.nms_threshold,
+            seg.cfg.nms_top_k,
+            params.top_k,
+            score_threshold=params.score_threshold,  # as YolactSegmenter does
         )
         keep = sc > params.score_threshold
         state["idx"] = idx[keep]
