@@ -24,7 +24,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,28 +33,7 @@ import torch
 
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter
-
-
-def machine_info(threads: int) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": threads,
-        "loadavg_start": list(os.getloadavg()),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+from instaseg_ros.runtime.benchmark import machine_info
 
 
 def test_image(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -337,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         for part, st in breakdown.items():
             ms = f"{st['median_ms']:10.1f} {st['p95_ms']:10.1f} {st['cpu_median_ms']:10.1f}"
             print(f"{'  network part':28s} {part:9s}{ms}")
-    info = machine_info(args.threads)
+    info = machine_info()
     info["loadavg_start"] = load_start
     info["loadavg_end"] = list(os.getloadavg())
     doc = {

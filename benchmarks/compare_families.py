@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,27 +36,11 @@ from typing import Any
 import numpy as np
 
 
-def machine_info(threads: int) -> dict[str, Any]:
-    import torch
+def machine_info_with_load() -> dict[str, Any]:
+    """The package's machine description plus the load average at the start of the run."""
+    from instaseg_ros.runtime.benchmark import machine_info
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_start": list(os.getloadavg()),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    return machine_info() | {"loadavg_start": list(os.getloadavg())}
 
 
 def _millions(n: int | None) -> str:
@@ -149,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     eval_params = InferenceParams(score_threshold=args.eval_score_threshold, top_k=args.eval_top_k)
     lat_params = InferenceParams(score_threshold=args.latency_score_threshold, top_k=100)
     result: dict[str, Any] = {
-        "machine": machine_info(args.threads),
+        "machine": machine_info_with_load(),
         "data": {"kind": "synthetic", "num_images": len(ds), "seed": args.seed,
                  "size": [args.height, args.width],
                  "instances": int(sum(len(ds.scene(i)) for i in range(len(ds))))},  # fmt: skip
