@@ -1,4 +1,4 @@
-"""instaseg_node with ``model.family: maskrcnn``: configure from a checkpoint, answer a frame over DDS."""
+"""instaseg_node with model.family solo or maskrcnn: load a checkpoint, answer a frame over DDS."""
 
 from __future__ import annotations
 
@@ -14,32 +14,47 @@ from ros_probe import NodeProcess, Probe, ensure_ros_env, random_image  # noqa: 
 from instaseg_ros.ros import conversions as conv  # noqa: E402
 
 ensure_ros_env()
-NS, TOPIC = "/t10mr", "/cam10m/image_raw"
-TINY = dict(
-    backbone="resnet18", min_size=64, max_size=96, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=30
-)
 
 
-def make_checkpoint(path):
-    import torch
+def solo_checkpoint(path):
+    from instaseg_ros.models.solo import SoloConfig, SoloV2, save_checkpoint
 
+    cfg = SoloConfig(backbone="resnet18", input_size=64, fpn_channels=32, head_channels=32, head_convs=1,
+                     mask_channels=16, mask_mid_channels=16, num_grids=[8, 6, 4, 3, 2],
+                     pre_nms_threshold=0.0)  # fmt: skip
+    save_checkpoint(path, SoloV2(cfg), cfg)
+
+
+def maskrcnn_checkpoint(path):
     from instaseg_ros.models.maskrcnn import MaskRcnnConfig, build_model, save_checkpoint
 
-    torch.manual_seed(0)
-    cfg = MaskRcnnConfig(**TINY)
+    cfg = MaskRcnnConfig(backbone="resnet18", min_size=64, max_size=96, rpn_pre_nms_top_n_test=100,
+                         rpn_post_nms_top_n_test=30)  # fmt: skip
     save_checkpoint(path, build_model(cfg), cfg)
-    return path
 
 
-def test_node_runs_maskrcnn_checkpoint(tmp_path):
-    ckpt = make_checkpoint(tmp_path / "maskrcnn.pth")
-    proc = NodeProcess(["-r", f"__ns:={NS}", "-r", f"image:={TOPIC}", "-p", "model.family:=maskrcnn",
-                        "-p", f"model.weights:={ckpt}", "-p", "score_threshold:=0.05", "-p", "top_k:=5"],
+# family -> (checkpoint writer, namespace, input topic, score threshold that yields detections when untrained)
+CASES = {
+    "solo": (solo_checkpoint, "/t10solo", "/cam10s/image_raw", "0.0"),
+    "maskrcnn": (maskrcnn_checkpoint, "/t10mr", "/cam10m/image_raw", "0.05"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_node_runs_family_checkpoint(tmp_path, family):
+    import torch
+
+    write, ns, topic, score = CASES[family]
+    torch.manual_seed(0)
+    ckpt = tmp_path / f"{family}.pth"
+    write(ckpt)
+    proc = NodeProcess(["-r", f"__ns:={ns}", "-r", f"image:={topic}", "-p", f"model.family:={family}",
+                        "-p", f"model.weights:={ckpt}", "-p", f"score_threshold:={score}", "-p", "top_k:=5"],
                        tmp_path / "node.log")  # fmt: skip
     probe = None
     try:
         assert proc.wait_log("active:", timeout=90), f"node did not become active:\n{proc.log()}"
-        probe = Probe(f"{NS}/instaseg_node", TOPIC)
+        probe = Probe(f"{ns}/instaseg_node", topic)
         assert probe.wait_connected(), "probe and node did not discover each other"
         header = probe.next_header()
         img = random_image(np.random.default_rng(0), 60, 80)
