@@ -215,11 +215,14 @@ def node_pid(pid: int, marker: str = "instaseg_ros.ros.node") -> int:
     """``pid`` itself, or its descendant running the node (``ros2 launch`` starts it as a child)."""
 
     def children(p: int) -> list[int]:
+        """Processes whose parent is ``p``, from /proc/*/stat (task/*/children can miss new ones)."""
         out: list[int] = []
-        for task in Path(f"/proc/{p}/task").glob("*"):
+        for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                out += [int(c) for c in (task / "children").read_text().split()]
-            except (OSError, ValueError):
+                text = stat.read_text()
+                if int(text[text.rindex(")") + 2 :].split()[1]) == p:
+                    out.append(int(stat.parent.name))
+            except (OSError, ValueError, IndexError):
                 pass
         return out
 
