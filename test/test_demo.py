@@ -25,6 +25,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, family: str) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "=== instaseg demo summary ===" in proc.stdout
+    if family == "yolact":  # a second run into the same folder replaces the first run's files
+        again = subprocess.run(proc.args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["model"]["family"] == family
     assert summary["frames"]["sent"] == 12

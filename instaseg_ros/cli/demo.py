@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -282,6 +283,8 @@ def run(args: argparse.Namespace) -> int:
         steps(f"camera stream: {args.frames} synthetic indoor frames, {w}x{h} at {args.rate:g} Hz "
               f"(seed {SYNTH_SEED})")
         spec = BagSpec(num_frames=args.frames, rate=args.rate, sequence_length=min(30, args.frames))
+        if (out / "input").exists():  # our own stream from an earlier run: make it anew
+            shutil.rmtree(out / "input")
         bag_dir, gt_path = write_synthetic_bag(out / "input", seed=SYNTH_SEED,
                                                config=SynthConfig(width=w, height=h), spec=spec)
         bag, gt = str(bag_dir), str(gt_path)
@@ -304,8 +307,6 @@ def run(args: argparse.Namespace) -> int:
         dds_profile=large_image_profile(),
     )
     if (out / "outputs").exists():
-        import shutil
-
         shutil.rmtree(out / "outputs")
     try:
         outcome = run_bag_eval(cfg, progress=not args.no_progress, log=steps.log)
@@ -334,7 +335,6 @@ def run(args: argparse.Namespace) -> int:
 def _launcher(choice: str) -> str:
     """``ros2 launch`` where the ROS 2 CLI, launch_ros and our installed package exist, else ``python``."""
     import importlib.util
-    import shutil
 
     can_launch = shutil.which("ros2") is not None and importlib.util.find_spec("launch_ros") is not None
     if can_launch:
