@@ -46,6 +46,7 @@ from torch import nn
 from instaseg_ros.core.boxes import crop_masks, decode_boxes, sanitize_coordinates
 from instaseg_ros.core.images import validate_images
 from instaseg_ros.core.instances import Instances
+from instaseg_ros.core.labels import COCO_CLASSES
 from instaseg_ros.core.nms import cc_fast_nms, fast_nms
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 from instaseg_ros.models.backbones import BACKBONES, build_backbone, selected_stages
@@ -53,19 +54,6 @@ from instaseg_ros.models.fuse import inference_copy
 from instaseg_ros.models.registry import register_family
 
 log = logging.getLogger(__name__)
-
-COCO_CLASSES = [
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
-    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-]  # fmt: skip
 
 # official YOLACT pixel statistics, BGR order
 IMAGENET_MEAN_BGR = (103.94, 116.78, 123.68)
