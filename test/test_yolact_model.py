@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
+from instaseg_ros.core.labels import COCO_CLASSES
 from instaseg_ros.models.attention import ChannelAttention
 from instaseg_ros.models.backbones import ResNetBackbone, build_backbone
 from instaseg_ros.models.yolact import (
-    COCO_CLASSES,
     YolactConfig,
     YolactSE,
     feature_sizes,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from instaseg_ros.core.labels import COCO_CLASSES
 from instaseg_ros.core.paste import box_pixel_range
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models import build_segmenter
@@ -19,7 +20,6 @@ from instaseg_ros.models.yolo_fcn import (
     build_yolo_fcn,
     letterbox,
 )
-from instaseg_ros.models.yolov3 import COCO_CLASSES
 from instaseg_ros.weights.darknet import save_darknet_weights
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,11 +36,12 @@ import torch
 from torch import Tensor, nn
 
 from instaseg_ros.core.instances import Instances
+from instaseg_ros.core.labels import COCO_CLASSES
 from instaseg_ros.core.paste import crop_and_resize, exclusive_masks, paste_masks
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 from instaseg_ros.models.fcn import FcnConfig, bgr_to_tensor, build_fcn
 from instaseg_ros.models.registry import register_family
-from instaseg_ros.models.yolov3 import COCO_CLASSES, DETECTORS, Darknet, build_yolov3
+from instaseg_ros.models.yolov3 import DETECTORS, Darknet, build_yolov3
 
 log = logging.getLogger(__name__)
 
