@@ -7,6 +7,10 @@
 ``start_delay`` seconds after launch so that the node is active (model loaded) before the first frame.
 Record the outputs alongside with ``record:=true`` (a bag under ``record_dir``).
 Arguments: bag, image, rate, loop, start_delay, record, record_dir, plus those of instaseg.launch.py.
+
+Before starting anything it checks that ``ros2 bag`` runs (ros-<distro>-rosbag2) and that the bag exists;
+a problem ends the launch with one error line and exit code 1, and so does ``ros2 bag play`` failing, instead
+of leaving the node waiting on /clock (instaseg_ros.ros.launch_checks).
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from launch.actions import (
     ExecuteProcess,
     IncludeLaunchDescription,
     OpaqueFunction,
+    RegisterEventHandler,
     TimerAction,
 )
+from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
+from instaseg_ros.ros.launch_checks import player_exit_problem, replay_problem
 from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "instaseg_ros"
@@ -38,13 +45,26 @@ PASSED_ON = (
 )
 
 
-def _player(context: LaunchContext) -> list:
+def _on_player_exit(event, context: LaunchContext) -> None:
+    problem = player_exit_problem(event.returncode, context.is_shutdown)
+    if problem:
+        raise RuntimeError(problem)
+
+
+def _start(context: LaunchContext, node: IncludeLaunchDescription) -> list:
+    """The node and the player, once ``ros2 bag`` and the bag are known to be there."""
     value = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    problem = replay_problem(value("bag"))
+    if problem:
+        raise RuntimeError(f"replay.launch.py: {problem}")
     play = ["ros2", "bag", "play", value("bag"), "--clock", "--rate", value("rate")]
     if value("loop").lower() in TRUE:
         play.append("--loop")
+    player = ExecuteProcess(cmd=play, output="screen")
     actions = [
-        TimerAction(period=float(value("start_delay")), actions=[ExecuteProcess(cmd=play, output="screen")])
+        node,
+        RegisterEventHandler(OnProcessExit(target_action=player, on_exit=_on_player_exit)),
+        TimerAction(period=float(value("start_delay")), actions=[player]),
     ]
     if value("record").lower() in TRUE:
         ns = "/".join(p for p in (value("namespace").strip("/"), value("node_name")) if p)
@@ -93,4 +113,4 @@ def generate_launch_description() -> LaunchDescription:
         ),
         launch_arguments=[(n, LaunchConfiguration(n)) for n in PASSED_ON] + [("use_sim_time", "true")],
     )
-    return LaunchDescription([*args, node, OpaqueFunction(function=_player)])
+    return LaunchDescription([*args, OpaqueFunction(function=_start, args=[node])])
