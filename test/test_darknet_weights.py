@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from instaseg_ros.models.yolov3 import (
+from instaseg_ros.models.yolo_fcn.detector import (
     Darknet,
     blocks_to_cfg,
     build_yolov3,
@@ -62,7 +62,7 @@ def test_builtin_yolov3_tiny_matches_yolov3_tiny_cfg_layout():
 
 def test_darknet_maxpool_semantics():
     """size 2 / stride 1 keeps the size, taking max(x[i], x[i+1]) with the edge repeated (Darknet)."""
-    from instaseg_ros.models.yolov3 import MaxPoolSame
+    from instaseg_ros.models.yolo_fcn.detector import MaxPoolSame
 
     x = torch.tensor([[[[1.0, 5.0, 2.0], [0.0, -1.0, 3.0], [4.0, 0.0, -2.0]]]])
     y = MaxPoolSame(2, 1)(x)

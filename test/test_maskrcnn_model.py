@@ -139,7 +139,7 @@ def test_head_replacement_and_backbone_inference(tmp_path):
 def test_shipped_model_configs_parse():
     from pathlib import Path
 
-    from instaseg_ros.models.yolact import load_config_mapping
+    from instaseg_ros.models.config import load_config_mapping
 
     files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("maskrcnn_*.yaml"))
     assert files

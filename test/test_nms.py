@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instaseg_ros.core.boxes import box_iou, crop_masks, decode_boxes, encode_boxes
-from instaseg_ros.core.nms import cc_fast_nms, fast_nms, greedy_nms
+from instaseg_ros.ops.boxes import box_iou, crop_masks, decode_boxes, encode_boxes
+from instaseg_ros.ops.nms import cc_fast_nms, fast_nms, greedy_nms
 
 
 def _random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:

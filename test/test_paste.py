@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instaseg_ros.core.instances import Instances
-from instaseg_ros.core.paste import (
+from instaseg_ros.ops.paste import (
     box_pixel_range,
     crop_and_resize,
     crop_masks,

@@ -35,8 +35,8 @@ def fcn_config(out, iters=20):
 
 
 def test_fcn_head_trains_on_box_crops_and_loads_into_yolo_fcn(tmp_path):
-    from instaseg_ros.models.fcn import FcnConfig
     from instaseg_ros.models.yolo_fcn import build_yolo_fcn
+    from instaseg_ros.models.yolo_fcn.fcn import FcnConfig
 
     cfg = config_from_dict(fcn_config(tmp_path / "run"))
     task = FcnTask(cfg)

@@ -128,7 +128,7 @@ def test_not_a_yolact_checkpoint(tmp_path):
         read_checkpoint(p)
     q = tmp_path / "text.pth"
     q.write_text("hello")
-    with pytest.raises(ValueError, match="not a loadable PyTorch checkpoint"):
+    with pytest.raises(ValueError, match="cannot be read as a PyTorch checkpoint"):
         read_checkpoint(q)
     r = tmp_path / "list.pth"
     torch.save([1, 2], r)

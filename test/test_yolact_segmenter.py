@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from instaseg_ros.core.boxes import crop_masks, point_form
 from instaseg_ros.core.masks import masks_to_boxes
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models import build_segmenter
 from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter, assemble_masks
+from instaseg_ros.ops.boxes import crop_masks, point_form
 
 CFG = dict(backbone="resnet18", num_classes=3, class_names=["a", "b", "c"], input_size=128)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from instaseg_ros.models.yolov3 import build_yolov3
+from instaseg_ros.models.yolo_fcn.detector import build_yolov3
 from instaseg_ros.training.yolov3_loss import init_head_biases, letterbox_batch, yolov3_loss
 
 
@@ -160,7 +160,7 @@ def _experiment(tmp_path, **model_over):
 
 def test_detector_task_trains_through_trainer_and_writes_a_yolo_fcn_checkpoint(tmp_path):
     from instaseg_ros.models import build_segmenter
-    from instaseg_ros.models.fcn import FcnConfig, build_fcn, save_fcn_checkpoint
+    from instaseg_ros.models.yolo_fcn.fcn import FcnConfig, build_fcn, save_fcn_checkpoint
     from instaseg_ros.training.trainer import Trainer
     from instaseg_ros.training.yolo_task import YoloDetectorTask
 

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from instaseg_ros.models.fcn import fcn_training_pair
 from instaseg_ros.models.yolo_fcn import build_yolo_fcn
+from instaseg_ros.models.yolo_fcn.fcn import fcn_training_pair
 from instaseg_ros.training.losses import fcn_mask_loss
 
 H, W = 96, 128

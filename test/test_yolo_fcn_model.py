@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from instaseg_ros.models.fcn import FCN8s, FcnConfig, ResNetFCN, build_fcn, save_fcn_checkpoint
-from instaseg_ros.models.yolov3 import YoloLayer, build_yolov3
+from instaseg_ros.models.yolo_fcn.detector import YoloLayer, build_yolov3
+from instaseg_ros.models.yolo_fcn.fcn import FCN8s, FcnConfig, ResNetFCN, build_fcn, save_fcn_checkpoint
 
 
 def test_yolo_layer_decoding_by_hand():

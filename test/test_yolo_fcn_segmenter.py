@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from instaseg_ros.core.labels import COCO_CLASSES
-from instaseg_ros.core.paste import box_pixel_range
+from instaseg_ros.ops.paste import box_pixel_range
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models import build_segmenter
-from instaseg_ros.models.fcn import save_fcn_checkpoint
+from instaseg_ros.models.yolo_fcn.fcn import save_fcn_checkpoint
 from instaseg_ros.models.yolo_fcn import (
     INDOOR_CLASSES,
     YoloFcnConfig,
@@ -120,7 +120,7 @@ def test_outputs_in_original_pixels_for_non_square_input(seg):
 
 def test_training_crops_match_inference_crops(seg):
     """fcn_training_pair (used by FCN training on ground-truth boxes) crops exactly as inference does."""
-    from instaseg_ros.models.fcn import fcn_training_pair
+    from instaseg_ros.models.yolo_fcn.fcn import fcn_training_pair
 
     img = _image(90, 130, 4)
     boxes = np.array([[43.0, 22.0, 65.0, 45.0], [10.5, 5.25, 100.0, 80.0]], np.float32)
@@ -199,12 +199,12 @@ def test_missing_weights_are_refused_with_clear_messages(tmp_path):
         build_yolo_fcn(config=cfg)
     with pytest.raises(FileNotFoundError, match="fcn_weights file not found"):
         build_yolo_fcn(config={**TINY, "fcn_weights": str(tmp_path / "none.pt")})
-    with pytest.raises(FileNotFoundError, match="weights file not found"):
+    with pytest.raises(FileNotFoundError, match="weights file .* does not exist"):
         build_yolo_fcn(weights=tmp_path / "none.weights", config=TINY)
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown yolo_fcn config keys.*'backbone'"):
+    with pytest.raises(ValueError, match="unknown YoloFcnConfig keys.*'backbone'"):
         build_yolo_fcn(config={**TINY, "backbone": "x"})
     with pytest.raises(ValueError, match=r"classes \['sofa'\] are not detector classes"):
         YoloFcnConfig(classes=["person", "sofa"])
@@ -276,10 +276,10 @@ def test_darknet_weights_plus_fcn_checkpoint_and_combined_checkpoint(tmp_path, s
 
 
 def test_yaml_configs_parse():
-    for path in sorted((ROOT / "config" / "models").glob("yolo_fcn_*.yaml")):
-        from instaseg_ros.models.yolo_fcn import _read_yaml
-
-        cfg = YoloFcnConfig.from_dict(_read_yaml(path), str(path))
+    paths = sorted((ROOT / "config" / "models").glob("yolo_fcn_*.yaml"))
+    assert len(paths) >= 2, "the shipped yolo_fcn model configs are missing"
+    for path in paths:
+        cfg = YoloFcnConfig.from_yaml(path)
         assert cfg.input_size % 32 == 0, path
 
 

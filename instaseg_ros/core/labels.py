@@ -13,3 +13,6 @@ COCO_CLASSES: list[str] = [
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
     "teddy bear", "hair drier", "toothbrush",
 ]  # fmt: skip
+
+#: The five indoor classes of the synthetic scenes and the shipped models (a subset of COCO's names).
+INDOOR_CLASSES: list[str] = ["person", "chair", "couch", "dining table", "toilet"]

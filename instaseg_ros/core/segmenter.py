@@ -1,10 +1,11 @@
-"""The ``Segmenter`` interface every model family implements."""
+"""The ``Segmenter`` contract every model family implements, and its run-time ``InferenceParams``."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,8 @@ class InferenceParams:
     """Run-time knobs shared by every family (all changeable without reloading).
 
     Attributes:
-        score_threshold: drop instances scoring below this.
+        score_threshold: keep instances scoring at least this (``>=``, the rule of
+            :func:`instaseg_ros.ops.filter.keep_score`, the same in every family).
         nms_threshold: IoU above which the lower-scoring box is suppressed.
         top_k: keep at most this many instances per image.
         class_filter: class names to keep; empty keeps all.
@@ -47,19 +49,47 @@ class InferenceParams:
 
 
 class Segmenter(ABC):
-    """Segments every object instance in a batch of BGR images.
+    """Segments every object instance in a batch of BGR images, in three stages.
 
-    Subclasses set ``class_names``, ``device`` (a torch device string) and
-    ``precision`` ("fp32" or "fp16") and implement :meth:`_segment`.
+    The staged contract (every family implements it; the runtime backends replace only stage 2)::
+
+        tensor, metas = seg.preprocess(images)     # [B, 3, S, S] float on ``device`` + per-image metas
+        raw = seg.forward_raw(tensor)              # the network(s): tensors only (what ONNX exports)
+        results = seg.postprocess(raw, metas, p)   # decode, THE filter (instaseg_ros.ops.filter),
+                                                   # masks -> one Instances per image
+    Families with a second network that runs on crops chosen in post-processing (YOLO+FCN's mask
+    head) set ``has_mask_head = True`` and implement :meth:`mask_head_raw`; a backend may run it.
+
+    Subclasses set ``family`` and ``class_names`` and call :meth:`_init_device` in ``__init__``.
     """
 
     family: str = ""
     class_names: list[str]
     device: str = "cpu"
     precision: str = "fp32"
+    has_mask_head: bool = False
 
-    def __init__(self, params: InferenceParams | None = None) -> None:
-        self.params = params or InferenceParams()
+    def __init__(self, params: InferenceParams | dict[str, Any] | None = None) -> None:
+        if params is None:
+            params = InferenceParams()
+        elif isinstance(params, dict):
+            params = InferenceParams(**params)
+        self.params = params
+
+    def _init_device(self, device: str, precision: str) -> Any:
+        """Validate and set ``device``/``precision`` ("fp32", or "fp16" on CUDA only) -> torch.device."""
+        import torch
+
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available (use device='cpu')")
+        if precision == "fp16" and dev.type != "cuda":
+            raise ValueError(f"precision fp16 needs a CUDA device, got device {device!r}")
+        self.device = str(dev)
+        self.precision = precision
+        return dev
 
     def segment(
         self, images: Sequence[np.ndarray] | np.ndarray, params: InferenceParams | None = None
@@ -75,8 +105,27 @@ class Segmenter(ABC):
         return self._segment(batch, p)
 
     @abstractmethod
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[Any, list[Any]]:
+        """Stage 1: validated BGR uint8 images -> (input tensor [B, 3, S, S] on ``device``, metas [B])."""
+
+    @abstractmethod
+    def forward_raw(self, tensor: Any) -> Any:
+        """Stage 2: the network(s) on the input tensor -> raw output tensors (a dict or tuple)."""
+
+    @abstractmethod
+    def postprocess(
+        self, raw: Any, metas: list[Any], params: InferenceParams | None = None
+    ) -> list[Instances]:
+        """Stage 3: raw outputs + metas -> one ``Instances`` per image, in original-image pixels."""
+
+    def mask_head_raw(self, crops: Any) -> Any:
+        """Optional second network on crops ([N, 3, s, s] -> logits [N, 1, s, s]); see ``has_mask_head``."""
+        raise NotImplementedError(f"{type(self).__name__} has no mask head")
+
     def _segment(self, images: list[np.ndarray], params: InferenceParams) -> list[Instances]:
-        """Family-specific inference on a validated batch."""
+        """The three stages in order (families override only to pass extra stage arguments)."""
+        x, metas = self.preprocess(images)
+        return self.postprocess(self.forward_raw(x), metas, params)
 
     def class_filter_ids(self, params: InferenceParams) -> list[int] | None:
         """Class indices allowed by ``params.class_filter`` (None = all)."""

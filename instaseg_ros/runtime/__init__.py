@@ -101,7 +101,7 @@ class BackendSegmenter(Segmenter):
         # post-processing of families with a second network (YOLO+FCN's mask head) calls
         # ``mask_head_raw``: a shallow copy of the segmenter routes it through the backend.
         self._post = inner
-        if callable(getattr(inner, "mask_head_raw", None)):
+        if getattr(inner, "has_mask_head", False):
             self._post = copy.copy(inner)
             self._post.mask_head_raw = self.mask_head_raw
 

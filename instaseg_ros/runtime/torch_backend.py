@@ -59,7 +59,7 @@ class TorchBackend(Backend):
 
     @property
     def has_mask_head(self) -> bool:
-        return callable(getattr(self.segmenter, "mask_head_raw", None))
+        return bool(getattr(self.segmenter, "has_mask_head", False))
 
     def mask_head(self, crops: Tensor) -> Tensor:
         return self.segmenter.mask_head_raw(crops)

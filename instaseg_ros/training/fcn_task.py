@@ -2,7 +2,7 @@
 
 Each training image contributes one crop per (non-crowd) instance: the ground-truth box,
 randomly jittered in position and size like a detector's box, cropped and resized with
-:func:`~instaseg_ros.models.fcn.fcn_training_pair` (the same ``roi_align`` crop as inference)
+:func:`~instaseg_ros.models.yolo_fcn.fcn.fcn_training_pair` (the same ``roi_align`` crop as inference)
 and paired with the instance's mask cropped the same way. Loss: BCE (+ optional soft dice).
 
 Validation pastes the head's masks for the ground-truth boxes back into the image with the
@@ -72,7 +72,7 @@ class FcnTask(TrainTask):
     """FCN mask head on a training config."""
 
     def __init__(self, cfg: ExperimentConfig) -> None:
-        from instaseg_ros.models.fcn import FcnConfig, build_fcn
+        from instaseg_ros.models.yolo_fcn.fcn import FcnConfig, build_fcn
 
         self.cfg = cfg
         d = dict(cfg.loss or {})
@@ -137,7 +137,7 @@ class FcnTask(TrainTask):
 
     def collate(self, samples: list) -> dict[str, Any]:
         """Samples -> ``{"crops": [N, 3, s, s], "targets": [N, s, s], "images": list}``."""
-        from instaseg_ros.models.fcn import fcn_training_pair
+        from instaseg_ros.models.yolo_fcn.fcn import fcn_training_pair
 
         s = self.model_cfg.crop_size
         crops, targets = [], []
@@ -173,9 +173,9 @@ class FcnTask(TrainTask):
     # ------------------------------------------------------------------ validation / checkpoints
     def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
         from instaseg_ros.core.instances import Instances
-        from instaseg_ros.core.paste import paste_masks
         from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
-        from instaseg_ros.models.fcn import fcn_training_pair
+        from instaseg_ros.models.yolo_fcn.fcn import fcn_training_pair
+        from instaseg_ros.ops.paste import paste_masks
 
         was = self.module.training
         self.module.eval()
@@ -212,7 +212,7 @@ class FcnTask(TrainTask):
 
     def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
         """``save_fcn_checkpoint`` file (``fcn_weights`` of a yolo_fcn config)."""
-        from instaseg_ros.models.fcn import build_fcn, save_fcn_checkpoint
+        from instaseg_ros.models.yolo_fcn.fcn import build_fcn, save_fcn_checkpoint
 
         model = build_fcn(self.model_cfg)
         model.load_state_dict(self.module.state_dict())

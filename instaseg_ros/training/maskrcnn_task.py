@@ -67,7 +67,7 @@ class MaskRcnnTask(TrainTask):
     """torchvision Mask R-CNN on the config's datasets (see the module docstring)."""
 
     def __init__(self, cfg: Any) -> None:
-        from instaseg_ros.models.yolact import load_config_mapping
+        from instaseg_ros.models.config import load_config_mapping
 
         self.cfg = cfg
         mapping = load_config_mapping(dict(cfg.model))

@@ -35,7 +35,7 @@ class YoloDetectorTask(TrainTask):
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         from instaseg_ros.models.yolo_fcn import YoloFcnConfig
-        from instaseg_ros.models.yolov3 import build_yolov3
+        from instaseg_ros.models.yolo_fcn.detector import build_yolov3
 
         self.cfg = cfg
         loss = dict(cfg.loss or {})
@@ -139,8 +139,8 @@ class YoloDetectorTask(TrainTask):
 
     # ------------------------------------------------------------------ validation / checkpoints
     def _segmenter(self, device: torch.device):
-        from instaseg_ros.models.fcn import build_fcn
         from instaseg_ros.models.yolo_fcn import YoloFcnSegmenter
+        from instaseg_ros.models.yolo_fcn.fcn import build_fcn
 
         return YoloFcnSegmenter(
             self.module, build_fcn(self.model_cfg.fcn), self.model_cfg, device=str(device)
@@ -148,8 +148,8 @@ class YoloDetectorTask(TrainTask):
 
     def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
         from instaseg_ros.core.instances import Instances
-        from instaseg_ros.core.paste import paste_masks
         from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
+        from instaseg_ros.ops.paste import paste_masks
 
         was = self.module.training
         seg = self._segmenter(device)

@@ -2,7 +2,7 @@
 
 The public ``yolov3.weights`` cover COCO; to train or fine-tune the detector on other data
 (e.g. the synthetic indoor set) this is the YOLOv3 objective, computed on the raw outputs of
-:class:`instaseg_ros.models.yolov3.Darknet` (``model(x, decode=False)``):
+:class:`instaseg_ros.models.yolo_fcn.detector.Darknet` (``model(x, decode=False)``):
 
 * every ground-truth box is assigned to the single anchor (over all YOLO layers) whose shape
   best matches it (IoU of centred (w, h)), at the grid cell holding its centre;
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from instaseg_ros.models.yolov3 import Darknet, YoloLayer
+from instaseg_ros.models.yolo_fcn.detector import Darknet, YoloLayer
 
 
 def _box_iou(a: Tensor, b: Tensor) -> Tensor:
@@ -140,7 +140,7 @@ def init_head_biases(model: Darknet, obj_prior: float = 0.01, cls_prior: float =
     Without this a random head predicts objectness ~0.5 everywhere and the first iterations
     are spent suppressing thousands of negatives.
     """
-    from instaseg_ros.models.yolov3 import DarknetConv
+    from instaseg_ros.models.yolo_fcn.detector import DarknetConv
 
     with torch.no_grad():
         for i in model.yolo_indices:

@@ -11,7 +11,7 @@ Layout (little endian):
   bias, then the conv weights.
 
 The model is anything with ``darknet_layers() -> [(nn.Conv2d, nn.BatchNorm2d | None), ...]``
-(see ``instaseg_ros.models.yolov3.Darknet``).
+(see ``instaseg_ros.models.yolo_fcn.detector.Darknet``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ from typing import Any
 
 import torch
 
+from instaseg_ros.weights.identify import is_yolact_plus
+from instaseg_ros.weights.torch_io import YOLACT_FORMAT, load_torch_file
+
 log = logging.getLogger(__name__)
 
 CONF_KEY = "prediction_layers.0.conf_layer.weight"
@@ -47,16 +50,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         FileNotFoundError: no such file.
         ValueError: not loadable with ``weights_only=True``, or not a YOLACT state dict.
     """
-    from instaseg_ros.models.yolact import CHECKPOINT_FORMAT
-
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"YOLACT weights file {p} does not exist")
-    try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises several types for bad files
-        raise ValueError(f"{p}: not a loadable PyTorch checkpoint (torch.load weights_only=True: {e})") from e
-    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
+    obj = load_torch_file(p, "YOLACT weights")
+    if isinstance(obj, dict) and obj.get("format") == YOLACT_FORMAT:
         if "state_dict" not in obj or "config" not in obj:
             raise ValueError(f"{p}: instaseg checkpoint without 'state_dict'/'config' entries")
         return dict(obj["state_dict"]), dict(obj["config"])
@@ -71,6 +67,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(
             f"{p}: not a YOLACT checkpoint (expected a state dict of tensors, got {type(obj).__name__})"
+        )
+    if is_yolact_plus(obj):
+        raise ValueError(
+            f"{p}: an official YOLACT++ checkpoint (DCNv2 offsets 'conv_offset_mask' in the backbone and the "
+            f"mask re-scoring head 'maskiou_net'); this version loads YOLACT and YOLACT-SE only"
         )
     missing = [k for k in REQUIRED_KEYS if k not in obj]
     if missing:

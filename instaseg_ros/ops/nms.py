@@ -1,4 +1,5 @@
-"""Non-maximum suppression: YOLACT's Fast NMS (per class and cross-class) and a reference greedy NMS.
+"""Non-maximum suppression: YOLACT's Fast NMS (per class and cross-class), SOLOv2's Matrix NMS and greedy
+mask-IoU NMS, and a reference greedy box NMS.
 
 Fast NMS (Bolya et al., YOLACT) computes the IoU matrix of the score-sorted boxes once, keeps its
 upper triangle and drops every box whose largest IoU with *any* higher-scoring box exceeds the
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from instaseg_ros.core.boxes import box_iou
+from instaseg_ros.ops.boxes import box_iou
 
 
 def fast_nms(
@@ -32,7 +33,7 @@ def fast_nms(
         iou_threshold: a box is dropped if a higher-scoring box of its class overlaps it by more.
         top_k: candidates considered per class (highest scores).
         max_detections: detections returned over all classes (highest scores).
-        score_threshold: if given, only (candidate, class) pairs scoring above it are returned, and
+        score_threshold: if given, only (candidate, class) pairs scoring at least it are returned, and
             classes with no such pair are skipped before the IoU matrices are built. The result equals
             the unthresholded result filtered by score: a box is only ever suppressed by a box of
             its class with a *higher* score, which is then above the threshold as well.
@@ -43,7 +44,7 @@ def fast_nms(
     num_classes, n = scores.shape
     classes_kept = None
     if score_threshold is not None and n > 0 and num_classes > 0:
-        above = scores > score_threshold
+        above = scores >= score_threshold
         classes_kept = torch.nonzero(above.any(dim=1)).flatten()
         scores = scores[classes_kept]
         num_classes = scores.shape[0]
@@ -57,7 +58,7 @@ def fast_nms(
     iou_max = iou.max(dim=1).values  # [C, D]: max IoU with a higher-scoring box of the same class
     keep = iou_max <= iou_threshold
     if score_threshold is not None:
-        keep &= sorted_scores > score_threshold
+        keep &= sorted_scores >= score_threshold
     classes = torch.arange(num_classes, device=boxes.device)[:, None].expand_as(keep)[keep]
     if classes_kept is not None:
         classes = classes_kept[classes]
@@ -118,3 +119,58 @@ def greedy_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5
             if inter / (areas[i] + areas[j] - inter) > iou_threshold:
                 suppressed[j] = True
     return np.asarray(keep, np.int64)
+
+
+def matrix_nms(
+    masks: torch.Tensor,
+    labels: torch.Tensor,
+    scores: torch.Tensor,
+    kernel: str = "gaussian",
+    sigma: float = 2.0,
+    class_aware: bool = True,
+) -> torch.Tensor:
+    """Matrix NMS (SOLOv2): decayed scores of candidates sorted by descending ``scores``.
+
+    Args:
+        masks: [N, h, w] bool; labels: [N]; scores: [N] (sorted, descending).
+    Returns:
+        [N] scores x decay, decay_j = min_i f(iou_ij) / f(max_k iou_ki) over higher-scored i.
+    """
+    n = masks.shape[0]
+    if n == 0:
+        return scores
+    m = masks.reshape(n, -1).float()
+    inter = m @ m.t()
+    area = m.sum(1)
+    union = area[:, None] + area[None, :] - inter
+    iou = (inter / union.clamp(min=1)).triu(diagonal=1)
+    if class_aware:
+        iou = iou * (labels[:, None] == labels[None, :]).float()
+    comp = iou.max(0).values[:, None].expand(n, n)  # row i: max IoU of i with anything above it
+    if kernel == "gaussian":
+        decay = torch.exp(-sigma * (iou**2 - comp**2)).min(0).values
+    else:
+        decay = ((1 - iou) / (1 - comp).clamp(min=1e-6)).min(0).values
+    return scores * decay
+
+
+def mask_nms(
+    masks: torch.Tensor, labels: torch.Tensor, iou_threshold: float, class_aware: bool = True
+) -> torch.Tensor:
+    """Greedy mask-IoU NMS over candidates sorted by score -> kept indices [K]."""
+    n = masks.shape[0]
+    m = masks.reshape(n, -1).float()
+    inter = m @ m.t()
+    area = m.sum(1)
+    iou = inter / (area[:, None] + area[None, :] - inter).clamp(min=1)
+    if class_aware:
+        iou = iou * (labels[:, None] == labels[None, :]).float()
+    keep: list[int] = []
+    removed = torch.zeros(n, dtype=torch.bool)
+    iou_cpu = iou.cpu()
+    for i in range(n):
+        if removed[i]:
+            continue
+        keep.append(i)
+        removed |= iou_cpu[i] > iou_threshold
+    return torch.as_tensor(keep, dtype=torch.long, device=masks.device)

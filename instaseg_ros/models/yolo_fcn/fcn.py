@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from instaseg_ros.core.paste import crop_and_resize, crop_masks
+from instaseg_ros.ops.paste import crop_and_resize, crop_masks
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,32 +1,10 @@
-"""YOLO+FCN (seed 001): YOLOv3 boxes, an FCN binary mask per box, confidence-ordered pasting.
-
-Pipeline and the ``Segmenter`` split:
-
-* :meth:`YoloFcnSegmenter.preprocess`: letterbox each BGR image into an ``S x S``
-  RGB [0, 1] square (aspect kept, centred, grey 0.5 padding, as Darknet does).
-* :meth:`YoloFcnSegmenter.forward_raw`: the YOLOv3 network ->
-  ``(boxes [B, N, 4] xyxy letterbox px, scores [B, N, K])`` where
-  ``scores = objectness * class probability`` for the K configured classes (a
-  class subset is a column selection, no retraining). One static graph (ONNX).
-* :meth:`YoloFcnSegmenter.postprocess`: threshold, class-aware NMS
-  (``torchvision.ops.batched_nms``) on the device, boxes mapped back to
-  original-image pixels; then each image's box crops (from the original image,
-  ``crop_and_resize``) run as one batch through the FCN
-  (:meth:`YoloFcnSegmenter.mask_head_raw`, swappable by a backend), and the
-  masks are pasted into the image (``instaseg_ros.core.paste``) with overlaps
-  given to the more confident instance.
-
-Weights: ``weights=`` a Darknet ``yolov3.weights`` (plus ``fcn_weights`` in the
-config) or our combined checkpoint (:meth:`YoloFcnSegmenter.save_checkpoint`:
-a torch file ``{"format": "instaseg_yolo_fcn", "config", "detector", "fcn"}``
-read with ``weights_only=True``).
-"""
+"""YOLO+FCN as a ``Segmenter``: letterbox, THE filter, FCN masks pasted by confidence, building."""
 
 from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,169 +14,23 @@ import torch
 from torch import Tensor, nn
 
 from instaseg_ros.core.instances import Instances
-from instaseg_ros.core.labels import COCO_CLASSES
-from instaseg_ros.core.paste import crop_and_resize, exclusive_masks, paste_masks
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
-from instaseg_ros.models.fcn import FcnConfig, bgr_to_tensor, build_fcn
-from instaseg_ros.models.registry import register_family
-from instaseg_ros.models.yolov3 import DETECTORS, Darknet, build_yolov3
+from instaseg_ros.models.yolo_fcn.config import (
+    ARCHITECTURE_KEYS,
+    CHECKPOINT_FORMAT,
+    FCN_CHECKPOINT_FORMAT,
+    YoloFcnConfig,
+    _fcn_config,
+    _read_yaml,
+)
+from instaseg_ros.models.yolo_fcn.detector import Darknet, build_yolov3
+from instaseg_ros.models.yolo_fcn.fcn import bgr_to_tensor, build_fcn
+from instaseg_ros.models.yolo_fcn.network import YoloDetector
+from instaseg_ros.ops.filter import apply_class_filter, filter_detections, keep_score
+from instaseg_ros.ops.paste import crop_and_resize, exclusive_masks, paste_masks
+from instaseg_ros.weights.torch_io import check_readable_file, load_torch_file, strict_load
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "instaseg_yolo_fcn"
-#: config keys that define the networks: taken from a checkpoint, never from the user's config
-ARCHITECTURE_KEYS = frozenset(
-    {"detector", "cfg", "darknet_width", "darknet_depth", "anchors", "detector_classes", "fcn"}
-)
-FCN_CHECKPOINT_FORMAT = "instaseg_fcn"
-#: the seed's five indoor classes (and the synthetic data set's, in this order)
-INDOOR_CLASSES = ["person", "chair", "couch", "dining table", "toilet"]
-
-
-@dataclass
-class YoloFcnConfig:
-    """YOLO+FCN configuration (YAML maps onto it; unknown keys are errors).
-
-    Attributes:
-        input_size: square network input S (a multiple of 32).
-        detector_classes: names of the detector's output classes, in order (COCO 80).
-        classes: the classes to keep (names from ``detector_classes``, any order),
-            e.g. the seed's indoor five; ``None`` keeps all. Output class ids index this list.
-        detector: built-in network when ``cfg`` is unset: ``"yolov3"`` (= yolov3.cfg, for
-            ``yolov3.weights``) or ``"yolov3-tiny"`` (= yolov3-tiny.cfg, for ``yolov3-tiny.weights``).
-        cfg: a Darknet ``.cfg`` file to parse instead of a built-in definition.
-        darknet_width / darknet_depth: channel multiplier and residual blocks per stage
-            of the built-in definition (1.0 / [1, 2, 8, 8, 4] = YOLOv3; depth unused by tiny).
-        anchors: (w, h) anchors in network-input pixels (9 for yolov3, 6 for tiny);
-            ``None`` = the variant's COCO anchors.
-        fcn: the mask head (:class:`FcnConfig`).
-        fcn_weights: FCN checkpoint (``save_fcn_checkpoint`` file, a yolo_fcn checkpoint
-            or a bare state dict); not needed when ``weights`` is a yolo_fcn checkpoint.
-        allow_random_fcn / allow_random_detector: permit randomly initialised parts
-            (tests, benchmarks); otherwise missing weights are an error.
-        seed: seed for random initialisation.
-        pad_value: letterbox padding value in [0, 1] (Darknet: 0.5).
-        pre_nms_top_n: most candidates per image entering NMS.
-        exclusive_masks: remove contested pixels from lower-scoring instances' masks
-            (seed 001); the instance-id image is the same either way.
-        inference: default ``InferenceParams`` fields.
-    """
-
-    input_size: int = 416
-    detector_classes: list[str] = field(default_factory=lambda: list(COCO_CLASSES))
-    classes: list[str] | None = None
-    detector: str = "yolov3"
-    cfg: str | None = None
-    darknet_width: float = 1.0
-    darknet_depth: list[int] = field(default_factory=lambda: [1, 2, 8, 8, 4])
-    anchors: list[list[float]] | None = None
-    fcn: FcnConfig = field(default_factory=FcnConfig)
-    fcn_weights: str | None = None
-    allow_random_fcn: bool = False
-    allow_random_detector: bool = False
-    seed: int = 0
-    pad_value: float = 0.5
-    pre_nms_top_n: int = 1000
-    exclusive_masks: bool = True
-    inference: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.fcn, dict):
-            self.fcn = _fcn_config(self.fcn)
-        if self.detector not in DETECTORS:
-            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
-        if self.input_size < 32 or self.input_size % 32:
-            raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
-        if len(set(self.detector_classes)) != len(self.detector_classes):
-            raise ValueError("detector_classes contains duplicate names")
-        if self.classes is not None:
-            unknown = [c for c in self.classes if c not in self.detector_classes]
-            if unknown:
-                raise ValueError(
-                    f"classes {unknown} are not detector classes; known: {self.detector_classes}"
-                )
-            if not self.classes:
-                raise ValueError("classes is empty; use null to keep all detector classes")
-        if not 0.0 <= self.pad_value <= 1.0:
-            raise ValueError(f"pad_value must be in [0, 1], got {self.pad_value}")
-        if self.pre_nms_top_n < 1:
-            raise ValueError(f"pre_nms_top_n must be >= 1, got {self.pre_nms_top_n}")
-        self.inference_params()  # validates
-
-    @property
-    def class_names(self) -> list[str]:
-        """Output class names (the kept subset)."""
-        return list(self.classes) if self.classes is not None else list(self.detector_classes)
-
-    def inference_params(self) -> InferenceParams:
-        known = {f.name for f in fields(InferenceParams)}
-        unknown = set(self.inference) - known
-        if unknown:
-            raise ValueError(f"unknown inference keys {sorted(unknown)}; known: {sorted(known)}")
-        return InferenceParams(**self.inference)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["fcn"] = self.fcn.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> YoloFcnConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown yolo_fcn config keys {sorted(unknown)}; known: {sorted(known)}"
-            )
-        d = copy.deepcopy(dict(d))
-        d.pop("family", None)
-        return cls(**d)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> YoloFcnConfig:
-        return cls.from_dict(_read_yaml(path), str(path))
-
-
-def _fcn_config(d: dict[str, Any]) -> FcnConfig:
-    known = {f.name for f in fields(FcnConfig)}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"unknown fcn config keys {sorted(unknown)}; known: {sorted(known)}")
-    return FcnConfig(**d)
-
-
-def _read_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"yolo_fcn config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
-    data.pop("family", None)
-    # relative file paths in a YAML are relative to the YAML's folder (unless they exist from the cwd)
-    for key in ("cfg", "fcn_weights"):
-        v = data.get(key)
-        if isinstance(v, str) and not Path(v).is_absolute() and not Path(v).exists():
-            data[key] = str(path.parent / v)
-    return data
-
-
-class YoloDetector(nn.Module):
-    """YOLOv3 + class-subset selection: ``forward(x [B, 3, S, S]) -> (boxes [B, N, 4], scores [B, N, K])``."""
-
-    def __init__(self, darknet: Darknet, class_index: list[int]) -> None:
-        super().__init__()
-        self.darknet = darknet
-        self.register_buffer("class_index", torch.tensor(class_index, dtype=torch.long), persistent=False)
-        self._all = class_index == list(range(darknet.num_classes))
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        boxes, scores = self.darknet(x)
-        if not self._all:
-            scores = scores.index_select(2, self.class_index)
-        return boxes, scores
 
 
 @dataclass
@@ -244,6 +76,7 @@ class YoloFcnSegmenter(Segmenter):
     """YOLOv3 detections + FCN masks behind the ``Segmenter`` interface."""
 
     family = "yolo_fcn"
+    has_mask_head = True
 
     def __init__(
         self,
@@ -255,14 +88,9 @@ class YoloFcnSegmenter(Segmenter):
         params: InferenceParams | None = None,
     ) -> None:
         super().__init__(params or config.inference_params())
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"precision must be 'fp32' or 'fp16', got {precision!r}")
-        if precision == "fp16" and not str(device).startswith("cuda"):
-            raise ValueError(f"precision fp16 needs a CUDA device, got device {device!r}")
+        self._init_device(device, precision)
         self.config = config
         self.class_names = config.class_names
-        self.device = str(device)
-        self.precision = precision
         index = [config.detector_classes.index(c) for c in self.class_names]
         self.darknet = darknet
         self.detector = YoloDetector(darknet, index).to(self.device).eval()
@@ -300,19 +128,13 @@ class YoloFcnSegmenter(Segmenter):
         self, raw: tuple[Tensor, Tensor], metas: list[LetterboxMeta], params: InferenceParams | None = None
     ) -> list[tuple[Tensor, Tensor, Tensor]]:
         """Threshold + NMS -> per image ``(boxes [n, 4] original px, scores [n], class_ids [n])`` (device)."""
-        from torchvision.ops import batched_nms, nms
-
         p = params or self.params
         boxes_all, scores_all = raw
         allowed = self.class_filter_ids(p)
         out = []
         for b, meta in enumerate(metas):
-            scores = scores_all[b]
-            if allowed is not None:
-                keep_cls = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
-                keep_cls[allowed] = True
-                scores = scores * keep_cls
-            idx, cls = torch.nonzero(scores > p.score_threshold, as_tuple=True)
+            scores = apply_class_filter(scores_all[b], allowed)
+            idx, cls = torch.nonzero(keep_score(scores, p.score_threshold), as_tuple=True)
             sc = scores[idx, cls]
             if len(sc) > self.config.pre_nms_top_n:
                 sc, order = sc.topk(self.config.pre_nms_top_n)
@@ -320,12 +142,8 @@ class YoloFcnSegmenter(Segmenter):
             boxes = meta.to_original(boxes_all[b][idx])
             valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
             boxes, sc, cls = boxes[valid], sc[valid], cls[valid]
-            if p.cross_class_nms:
-                keep = nms(boxes, sc, p.nms_threshold)
-            else:
-                keep = batched_nms(boxes, sc, cls, p.nms_threshold)
-            keep = keep[: p.top_k]
-            out.append((boxes[keep], sc[keep], cls[keep]))
+            keep, cls, sc = filter_detections(sc, p, None, boxes=boxes, classes=cls, method="greedy")
+            out.append((boxes[keep], sc, cls))
         return out
 
     @torch.inference_mode()
@@ -415,27 +233,15 @@ class YoloFcnSegmenter(Segmenter):
         )
 
 
-# ---------------------------------------------------------------------- builder
-
-
 def _load_torch(path: Path) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from e
+    obj = load_torch_file(path, "yolo_fcn weights")
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     return obj
 
 
 def _load_state(module: nn.Module, state: dict[str, Tensor], what: str, path: Path | str) -> None:
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: {what} weights do not match the configured architecture: "
-            f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
+    strict_load(module, state, str(path), what)
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -476,8 +282,7 @@ def build_yolo_fcn(
     ckpt = None
     wpath = Path(weights) if weights is not None else None
     if wpath is not None:
-        if not wpath.is_file():
-            raise FileNotFoundError(f"yolo_fcn weights file not found: {wpath}")
+        check_readable_file(wpath, "yolo_fcn weights")
         if _is_torch_file(wpath):
             ckpt = _load_torch(wpath)
             if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -552,6 +357,3 @@ def build_yolo_fcn(
     if fcn_state is not None:
         _load_state(fcn, fcn_state, "FCN", fcn_source)
     return YoloFcnSegmenter(darknet, fcn, cfg, device=device, precision=precision, params=params)
-
-
-register_family("yolo_fcn", build_yolo_fcn)

@@ -1,0 +1,1 @@
+"""Torch operations shared by the model families: box transforms, NMS, mask paste, and THE filter."""
