@@ -30,11 +30,11 @@ setup(
     ],
     python_requires=">=3.10",
     # OpenCV comes from python3-opencv on robots and opencv-python(-headless) elsewhere; torch from pip.
-    install_requires=["setuptools", "numpy", "pyyaml"],
+    install_requires=["setuptools", "numpy", "scipy", "pyyaml"],
     extras_require={
         "torch": ["torch>=2.1", "torchvision>=0.16"],
         "train": ["albumentations>=1.4", "pycocotools>=2.0.7", "tensorboard", "matplotlib", "tqdm"],
-        "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
+        "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "motmetrics>=1.4", "matplotlib", "tqdm"],
         "onnx": ["onnx>=1.15", "onnxscript", "onnxruntime>=1.17"],
         "tensorrt": ["tensorrt>=10.0"],
         "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff"],

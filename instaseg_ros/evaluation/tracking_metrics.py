@@ -1,0 +1,168 @@
+"""Multi-object tracking metrics (MOTA, IDF1, ID switches, fragmentations) with ``motmetrics``.
+
+The per-frame matching of ground truth to predictions uses mask IoU when both sides carry
+masks (box IoU otherwise); a pair further apart than ``iou_threshold`` cannot match, nor can
+two objects of different classes when both sides carry class ids.
+
+numpy 2: motmetrics 1.4.0 (the newest release) still calls ``np.asfarray`` in
+``motmetrics.distances.iou_matrix``, which numpy 2 removed, so the distances are computed
+here (``frame_distances``); its accumulator and metric computation work with numpy 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from instaseg_ros.tracking.similarity import box_iou, mask_iou
+
+_RATIOS = ("mota", "motp", "idf1", "idp", "idr", "recall", "precision")
+# motmetrics name -> our key
+_METRICS = {
+    "mota": "mota",
+    "motp": "motp",
+    "idf1": "idf1",
+    "idp": "idp",
+    "idr": "idr",
+    "num_switches": "id_switches",
+    "num_fragmentations": "fragmentations",
+    "recall": "recall",
+    "precision": "precision",
+    "num_frames": "num_frames",
+    "num_objects": "num_gt",
+    "num_predictions": "num_predictions",
+    "num_false_positives": "false_positives",
+    "num_misses": "misses",
+    "num_unique_objects": "num_gt_tracks",
+    "mostly_tracked": "mostly_tracked",
+    "partially_tracked": "partially_tracked",
+    "mostly_lost": "mostly_lost",
+}
+
+
+@dataclass
+class TrackFrame:
+    """The objects of one frame with their track ids.
+
+    Attributes:
+        ids: [N] int track (or ground-truth identity) ids, unique within the frame.
+        boxes: [N, 4] xyxy pixels, or None.
+        masks: [N, H, W] bool, or None.
+        class_ids: [N] int, or None (no class check).
+    """
+
+    ids: np.ndarray
+    boxes: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    class_ids: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids, np.int64).reshape(-1)
+        n = len(self.ids)
+        if len(np.unique(self.ids)) != n:
+            raise ValueError(f"TrackFrame: ids must be unique within a frame, got {self.ids.tolist()}")
+        if self.boxes is None and self.masks is None:
+            raise ValueError("TrackFrame: needs boxes or masks")
+        if self.boxes is not None:
+            self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4)
+        if self.masks is not None:
+            self.masks = np.asarray(self.masks, bool)
+            if self.masks.ndim != 3:
+                raise ValueError(f"TrackFrame: masks must be [N, H, W], got shape {self.masks.shape}")
+        if self.class_ids is not None:
+            self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
+        for name in ("boxes", "masks", "class_ids"):
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise ValueError(f"TrackFrame: {len(v)} {name} for {n} ids")
+
+
+def frame_distances(gt: TrackFrame, pred: TrackFrame, iou_threshold: float = 0.5) -> np.ndarray:
+    """[G, P] distance ``1 - IoU`` for motmetrics, NaN where a pair may not match.
+
+    Mask IoU when both frames have masks, else box IoU.
+    """
+    g, p = len(gt.ids), len(pred.ids)
+    if g == 0 or p == 0:
+        return np.zeros((g, p))
+    if gt.masks is not None and pred.masks is not None:
+        if gt.masks.shape[1:] != pred.masks.shape[1:]:
+            raise ValueError(
+                f"frame_distances: mask sizes differ: gt {gt.masks.shape[1:]}, pred {pred.masks.shape[1:]}"
+            )
+        iou = mask_iou(gt.masks.reshape(g, -1), pred.masks.reshape(p, -1))
+    elif gt.boxes is not None and pred.boxes is not None:
+        iou = box_iou(gt.boxes, pred.boxes)
+    else:
+        raise ValueError("frame_distances: ground truth and predictions share neither masks nor boxes")
+    dist = 1.0 - iou
+    bad = iou < iou_threshold
+    if gt.class_ids is not None and pred.class_ids is not None:
+        bad |= gt.class_ids[:, None] != pred.class_ids[None, :]
+    dist[bad] = np.nan
+    return dist
+
+
+def accumulate(
+    gt_frames: Sequence[TrackFrame], pred_frames: Sequence[TrackFrame], iou_threshold: float = 0.5
+):
+    """A ``motmetrics.MOTAccumulator`` over one sequence (frames paired by position)."""
+    import motmetrics as mm
+
+    if len(gt_frames) != len(pred_frames):
+        raise ValueError(
+            f"accumulate: {len(gt_frames)} ground-truth frames but {len(pred_frames)} prediction frames"
+        )
+    acc = mm.MOTAccumulator(auto_id=True)
+    for gt, pred in zip(gt_frames, pred_frames):
+        acc.update(gt.ids.tolist(), pred.ids.tolist(), frame_distances(gt, pred, iou_threshold))
+    return acc
+
+
+def _row(values: Mapping[str, Any]) -> dict[str, float | int | None]:
+    out: dict[str, float | int | None] = {}
+    for mm_name, key in _METRICS.items():
+        v = values[mm_name]
+        if key in _RATIOS:  # undefined ratios (no objects, no matches) are None, JSON null
+            out[key] = float(v) if np.isfinite(v) else None
+        else:
+            out[key] = int(v)
+    motp = out.pop("motp")
+    out["mean_iou"] = None if motp is None else 1.0 - motp
+    frames = out["num_frames"]
+    out["id_switches_per_100_frames"] = 100.0 * out["id_switches"] / frames if frames else 0.0
+    return out
+
+
+def tracking_metrics(
+    sequences: Mapping[str, tuple[Sequence[TrackFrame], Sequence[TrackFrame]]], iou_threshold: float = 0.5
+) -> dict[str, Any]:
+    """MOT metrics per sequence and over all sequences.
+
+    Args:
+        sequences: name -> (ground-truth frames, predicted frames), paired frame by frame.
+        iou_threshold: least IoU for a prediction to count as the ground-truth object.
+
+    Returns:
+        ``{"sequences": {name: metrics}, "overall": metrics, "iou_threshold": t}`` where metrics
+        holds mota, idf1, idp, idr, id_switches, fragmentations, recall, precision, mean_iou
+        (of matched pairs), num_frames, num_gt, num_predictions, false_positives, misses,
+        num_gt_tracks, mostly_tracked, partially_tracked, mostly_lost, id_switches_per_100_frames.
+    """
+    import motmetrics as mm
+
+    if not sequences:
+        raise ValueError("tracking_metrics: no sequences")
+    names = list(sequences)
+    accs = [accumulate(*sequences[name], iou_threshold=iou_threshold) for name in names]
+    table = mm.metrics.create().compute_many(
+        accs, metrics=list(_METRICS), names=names, generate_overall=True
+    )
+    return {
+        "sequences": {name: _row(table.loc[name]) for name in names},
+        "overall": _row(table.loc["OVERALL"]),
+        "iou_threshold": iou_threshold,
+    }

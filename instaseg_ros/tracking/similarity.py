@@ -1,0 +1,175 @@
+"""Cheap pairwise cues for association: box IoU, low-resolution mask IoU, colour histograms."""
+
+from __future__ import annotations
+
+import numpy as np
+
+HIST_LEVELS = 8  # quantisation levels per BGR channel
+HIST_BINS = HIST_LEVELS**3
+_HIST_SHIFT = 8 - int(np.log2(HIST_LEVELS))
+_HIST_SAMPLES = 400  # aim for about this many pixels per histogram (adaptive stride)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every pair of boxes.
+
+    Args:
+        a: [N, 4] xyxy; b: [M, 4] xyxy.
+
+    Returns:
+        [N, M] float64 in [0, 1] (0 where a union is empty).
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def downsample_masks(masks: np.ndarray, stride: int, boxes: np.ndarray | None = None) -> np.ndarray:
+    """Sample every ``stride``-th pixel of each mask (rows and columns).
+
+    Args:
+        masks: [N, H, W] bool.
+        stride: sampling step in pixels.
+        boxes: [N, 4] xyxy extent of each mask; when given, only the box is read (mask pixels
+            outside their box are ignored), which avoids touching the whole [N, H, W] array.
+
+    Returns:
+        [N, ceil(H/stride) * ceil(W/stride)] bool.
+    """
+    masks = np.asarray(masks, bool)
+    n, h, w = masks.shape
+    if boxes is None:
+        return masks[:, ::stride, ::stride].reshape(n, -1)
+    gh, gw = -(-h // stride), -(-w // stride)
+    out = np.zeros((n, gh, gw), bool)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    # first grid cell at or after the box start, last one before its end
+    g0 = np.ceil(np.clip(b[:, :2], 0, None) / stride).astype(int)  # [N, 2] (gx, gy)
+    x1 = np.clip(np.ceil(b[:, 2]), 0, w).astype(int)
+    y1 = np.clip(np.ceil(b[:, 3]), 0, h).astype(int)
+    for i in range(n):
+        gx, gy = g0[i]
+        crop = masks[i, gy * stride : y1[i] : stride, gx * stride : x1[i] : stride]
+        out[i, gy : gy + crop.shape[0], gx : gx + crop.shape[1]] = crop
+    return out.reshape(n, -1)
+
+
+def shift_masks(masks: np.ndarray, shape: tuple[int, int], shifts: np.ndarray) -> np.ndarray:
+    """Translate flattened low-resolution masks by whole cells, filling with zeros.
+
+    Args:
+        masks: [T, h*w] flattened masks of grid ``shape`` (h, w).
+        shifts: [T, 2] int (dx, dy) in cells.
+
+    Returns:
+        [T, h*w] like ``masks`` (the input itself when no mask moves).
+    """
+    shifts = np.asarray(shifts, np.int64).reshape(-1, 2)
+    moving = np.flatnonzero(np.any(shifts != 0, axis=1))
+    if len(moving) == 0:
+        return masks
+    h, w = shape
+    out = masks.copy()
+    grid_in = masks.reshape(-1, h, w)
+    grid_out = out.reshape(-1, h, w)
+    for t in moving:
+        dx, dy = int(shifts[t, 0]), int(shifts[t, 1])
+        grid_out[t] = 0
+        if abs(dx) >= w or abs(dy) >= h:
+            continue
+        grid_out[t, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = grid_in[
+            t, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+        ]
+    return out
+
+
+def _pack(masks: np.ndarray) -> np.ndarray:
+    """[N, P] bool -> [N, ceil(P / 64)] uint64 bit sets (zero-padded)."""
+    packed = np.packbits(masks, axis=1)
+    pad = -packed.shape[1] % 8
+    if pad:
+        packed = np.concatenate([packed, np.zeros((len(packed), pad), np.uint8)], axis=1)
+    return np.ascontiguousarray(packed).view(np.uint64)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every pair of flattened masks.
+
+    Args:
+        a: [N, P] bool; b: [M, P] bool.
+
+    Returns:
+        [N, M] float64 (0 where both masks are empty).
+    """
+    a = np.asarray(a, bool)
+    b = np.asarray(b, bool)
+    if hasattr(np, "bitwise_count"):  # numpy >= 2: AND + popcount on 64-bit words, ~2x a float matmul
+        pa, pb = _pack(a), _pack(b)
+        inter = np.bitwise_count(pa[:, None, :] & pb[None, :, :]).sum(-1, dtype=np.int64).astype(np.float64)
+        area_a = np.bitwise_count(pa).sum(-1, dtype=np.int64)
+        area_b = np.bitwise_count(pb).sum(-1, dtype=np.int64)
+    else:
+        fa, fb = a.astype(np.float32), b.astype(np.float32)
+        inter = (fa @ fb.T).astype(np.float64)
+        area_a, area_b = a.sum(1), b.sum(1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def colour_histograms(
+    image_bgr: np.ndarray, masks: np.ndarray, boxes: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Normalised BGR colour histogram of each instance's mask pixels.
+
+    Each instance is sampled on its own box with a stride that leaves about 400 pixels,
+    so the cost does not grow with the object's size.
+
+    Args:
+        image_bgr: [H, W, 3] uint8.
+        masks: [N, H, W] bool.
+        boxes: [N, 4] xyxy pixels (the masks' extent).
+        rows: [K] indices of the instances wanted (default all N).
+
+    Returns:
+        [K, 512] float32 summing to 1 per row (all zeros for an instance without pixels).
+    """
+    rows = np.arange(len(masks)) if rows is None else np.asarray(rows, np.intp).reshape(-1)
+    out = np.zeros((len(rows), HIST_BINS), np.float32)
+    h, w = image_bgr.shape[:2]
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)[rows]
+    x0 = np.clip(np.floor(b[:, 0]), 0, w).astype(int)
+    y0 = np.clip(np.floor(b[:, 1]), 0, h).astype(int)
+    x1 = np.clip(np.ceil(b[:, 2]), 0, w).astype(int)
+    y1 = np.clip(np.ceil(b[:, 3]), 0, h).astype(int)
+    area = (x1 - x0) * (y1 - y0)
+    strides = np.maximum(1, np.sqrt(np.maximum(area, 0) / _HIST_SAMPLES)).astype(int)
+    for k, i in enumerate(rows):
+        if area[k] <= 0:
+            continue
+        s = strides[k]
+        m = masks[i, y0[k] : y1[k] : s, x0[k] : x1[k] : s]
+        px = image_bgr[y0[k] : y1[k] : s, x0[k] : x1[k] : s][m] >> _HIST_SHIFT  # [P, 3]
+        if len(px) == 0:
+            continue
+        q = (px[:, 0].astype(np.intp) * HIST_LEVELS + px[:, 1]) * HIST_LEVELS + px[:, 2]
+        out[k] = np.bincount(q, minlength=HIST_BINS) / np.float32(len(px))
+    return out
+
+
+def bhattacharyya(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bhattacharyya coefficient of every pair of normalised histograms.
+
+    Args:
+        a: [N, B]; b: [M, B], rows summing to 1 (or all zeros).
+
+    Returns:
+        [N, M] float64 in [0, 1]: 1 for identical distributions, 0 for disjoint ones.
+    """
+    return np.clip(np.sqrt(a, dtype=np.float64) @ np.sqrt(b, dtype=np.float64).T, 0.0, 1.0)
