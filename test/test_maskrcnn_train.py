@@ -105,7 +105,6 @@ def test_finetune_from_torchvision_checkpoint_replaces_heads(tmp_path):
 
 
 def test_predict_cli_runs_maskrcnn(tmp_path):
-    pytest.importorskip("instaseg_ros.cli.predict", reason="instaseg predict not in this tree yet")
     import cv2
 
     from instaseg_ros.cli import main

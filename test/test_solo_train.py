@@ -109,8 +109,6 @@ def test_finetune_with_new_class_count(tmp_path):
 
 
 def test_predict_cli_runs_solo(tmp_path):
-    predict = pytest.importorskip("instaseg_ros.cli.predict", reason="instaseg predict not in this tree yet")
-    del predict
     import cv2
 
     from instaseg_ros.cli import main

@@ -137,9 +137,9 @@ def _images_to_bag(image_dir: Path, bag: Path, rate: float) -> list[tuple[int, i
 
 def _model_class_names(family: str, weights: str | None, config: str | None) -> list[str]:
     """Class names of a model (loaded on the CPU once; only needed when there is no ground truth)."""
-    from instaseg_ros.models import build_segmenter
+    from instaseg_ros.models.loading import load_model
 
-    return list(build_segmenter(family, weights=weights, config=config, device="cpu").class_names)
+    return list(load_model(family, weights=weights, config=config, device="cpu").class_names)
 
 
 def write_overlay(outcome: Any, bag: str, topic: str, out: Path, max_frames: int = 120) -> dict[str, Path]:

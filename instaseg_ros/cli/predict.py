@@ -2,7 +2,7 @@
 
 instaseg predict IMAGE_OR_DIR [...] --model yolact [--weights W] [--config C.yaml]
                  [--score-threshold 0.3] [--nms-threshold 0.5] [--top-k 100] [--classes a,b]
-                 [--cross-class-nms] [--device cpu] [--precision fp32] [--out DIR] [--no-overlay]
+                 [--cross-class-nms] [--device cpu] [--backend torch] [--precision fp32] [--out DIR] [--no-overlay]
 
 Writes ``DIR/results.json`` (COCO results: bbox xywh and RLE masks in original-image pixels,
 ``category_id = class index + 1``), ``DIR/images.json`` (the COCO ``images`` and ``categories``
@@ -37,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--top-k", type=int, default=100)
     p.add_argument("--classes", default="", help="comma-separated class names to keep (default all)")
     p.add_argument("--cross-class-nms", action="store_true")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--backend", default="torch", help="torch, onnxruntime or tensorrt")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     p.add_argument("--out", default="predictions", help="output folder (created)")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
@@ -67,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from instaseg_ros.core.draw import draw_instances
     from instaseg_ros.core.segmenter import InferenceParams
     from instaseg_ros.evaluation.coco_eval import instances_to_coco
-    from instaseg_ros.models import build_segmenter
+    from instaseg_ros.models.loading import ModelLoadError, load_model
+    from instaseg_ros.runtime.base import BackendUnavailableError
 
     try:
         files = collect_images(args.inputs)
@@ -79,15 +81,16 @@ def run(args: argparse.Namespace) -> int:
             mask_threshold=args.mask_threshold,
             cross_class_nms=args.cross_class_nms,
         )
-        seg = build_segmenter(
+        seg = load_model(
             args.model,
             weights=args.weights,
             config=args.config,
+            backend=args.backend,
             device=args.device,
             precision=args.precision,
             params=params,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ModelLoadError, BackendUnavailableError) as e:
         print(f"instaseg predict: error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
