@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "bag_extract",
     "synth",
     "demo",
+    "weights",
 ]
 
 
