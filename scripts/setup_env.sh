@@ -57,13 +57,17 @@ else
           || die "cannot create $link -> $target (needs write access to /opt/python; run as root once)"
       fi
     done
-    rm -rf "$ROS_WS/build" "$ROS_WS/install"
-    (
+    # Incremental first (the .msg hash above covers added/changed files; the installed package is
+    # replaced only at colcon's install step, so processes using it see a short gap, not a long one);
+    # a failed incremental build is retried from scratch.
+    build_msgs() (
       export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
       "$VENV/bin/colcon" --log-base "$ROS_WS/log" build --base-paths test/interfaces/vision_msgs \
         --build-base "$ROS_WS/build" --install-base "$ROS_WS/install" \
         --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF
-    ) > "$ROS_WS.log" 2>&1 || { tail -40 "$ROS_WS.log"; die "colcon build of vision_msgs failed (log: $ROS_WS.log)"; }
+    )
+    build_msgs > "$ROS_WS.log" 2>&1 || { rm -rf "$ROS_WS/build" "$ROS_WS/install"; build_msgs > "$ROS_WS.log" 2>&1; } \
+      || { tail -40 "$ROS_WS.log"; die "colcon build of vision_msgs failed (log: $ROS_WS.log)"; }
     echo "$msg_hash" > "$ROS_WS/.instaseg-msgs"
   else
     say "vision_msgs stand-in up to date ($ROS_WS)"
