@@ -260,6 +260,23 @@ def test_validate_command_prints_and_writes_the_report(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["counts"]["unknown_category"] == 1
 
 
+def test_validate_module_runs_and_unusable_file_is_one_line(tmp_path):
+    """``python -m instaseg_ros.data.coco`` (the package's __main__): report, exit 1; a missing or
+    non-JSON file: exit 2 with one line on stderr and no traceback."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "instaseg_ros.data.coco"]
+    r = subprocess.run([*cmd, str(_broken(tmp_path))], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "missing_image [image 2]" in r.stdout, r.stderr
+    for bad, why in ((tmp_path / "nope.json", "not found"), (tmp_path / "bad.json", "not valid JSON")):
+        if bad.name == "bad.json":
+            bad.write_text("{oops")
+        r = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_unreadable_image_at_getitem_is_replaced_or_skipped(tmp_path):
     path = _broken(tmp_path)
     (tmp_path / "ok.png").write_bytes(b"not a png at all")  # corrupt after validation

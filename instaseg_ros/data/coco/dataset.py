@@ -1,31 +1,11 @@
-"""COCO-format instance segmentation datasets (COCO, Label Studio and CVAT exports).
-
-``CocoDataset(ann_file, image_root)`` reads images + a COCO JSON with polygon or RLE
-(compressed or uncompressed) segmentations, crowd flags and arbitrary category ids
-(mapped to 0-based class indices, ordered by category id or by a given list of names).
-Broken entries never stop training: they are collected in ``dataset.validation_report``
-(one :class:`Problem` per entry, with image/annotation ids) and skipped (or fixed, when
-the fix is exact, e.g. a box recomputed from a valid mask).
-
-Label Studio note: its "COCO" export is a folder with ``result.json`` and ``images/``;
-``file_name`` is ``images/<hash>-<name>.jpg`` (sometimes with Windows backslashes or an
-``/data/upload/<project>/`` prefix) and category ids start at 0. Both are handled: file
-names are resolved relative to the image root with basename fallbacks, and category ids
-are only ever used as keys. ``load_label_studio_export(export_dir)`` wraps it.
-
-Sample contract: ``dataset[i] -> (image [H,W,3] uint8 BGR, target)`` with ``target =
-{"boxes": float32 [N,4] xyxy px, "labels": int64 [N], "masks": uint8 [N,H,W],
-"image_id": int, "iscrowd": uint8 [N]}``; boxes are always recomputed from the masks.
-"""
+"""The COCO JSON + image folder dataset (:class:`CocoDataset`) and its helpers."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,180 +13,19 @@ import cv2
 import numpy as np
 
 from instaseg_ros.core.masks import masks_to_boxes
+from instaseg_ros.data.coco.labelmap import _norm, read_label_map
+from instaseg_ros.data.coco.parse import _Img, parse_annotation
+from instaseg_ros.data.coco.validate import (
+    BAD_IMAGE_ENTRY,
+    DUPLICATE_IMAGE_ID,
+    EMPTY_MASK,
+    MISSING_IMAGE,
+    SIZE_MISMATCH,
+    UNREADABLE_IMAGE,
+    ValidationReport,
+)
 
 log = logging.getLogger(__name__)
-
-# problem kinds
-MISSING_IMAGE = "missing_image"
-UNREADABLE_IMAGE = "unreadable_image"
-SIZE_MISMATCH = "image_size_mismatch"
-BAD_IMAGE_ENTRY = "bad_image_entry"
-DUPLICATE_IMAGE_ID = "duplicate_image_id"
-UNKNOWN_IMAGE = "unknown_image"
-UNKNOWN_CATEGORY = "unknown_category"
-DEGENERATE_POLYGON = "degenerate_polygon"
-BAD_SEGMENTATION = "bad_segmentation"
-MISSING_SEGMENTATION = "missing_segmentation"
-EMPTY_MASK = "empty_mask"
-BOX_OUTSIDE_IMAGE = "box_outside_image"
-DEGENERATE_BOX = "degenerate_box"
-
-
-@dataclass
-class Problem:
-    """One broken entry of a COCO file.
-
-    Attributes:
-        kind: one of the module's problem kinds (``missing_image``, ``degenerate_polygon``, ...).
-        message: what is wrong, human readable.
-        image_id, ann_id: COCO ids of the entry (None when not applicable).
-        file: the image file involved, if any.
-        action: ``skipped`` (entry dropped), ``fixed`` (kept after an exact repair) or
-            ``replaced`` (unreadable at load time; a neighbouring sample was returned).
-    """
-
-    kind: str
-    message: str
-    image_id: int | None = None
-    ann_id: int | None = None
-    file: str | None = None
-    action: str = "skipped"
-
-    def __str__(self) -> str:
-        ids = []
-        if self.image_id is not None:
-            ids.append(f"image {self.image_id}")
-        if self.ann_id is not None:
-            ids.append(f"annotation {self.ann_id}")
-        where = f" [{', '.join(ids)}]" if ids else ""
-        return f"{self.kind}{where} ({self.action}): {self.message}"
-
-
-@dataclass
-class ValidationReport:
-    """Problems found in a COCO file plus what was kept."""
-
-    source: str = ""
-    problems: list[Problem] = field(default_factory=list)
-    num_images: int = 0
-    num_annotations: int = 0
-    kept_images: int = 0
-    kept_annotations: int = 0
-
-    def add(
-        self,
-        kind: str,
-        message: str,
-        image_id: int | None = None,
-        ann_id: int | None = None,
-        file: str | None = None,
-        action: str = "skipped",
-    ) -> Problem:
-        p = Problem(kind, message, image_id, ann_id, file, action)
-        self.problems.append(p)
-        return p
-
-    @property
-    def ok(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
-
-    def counts(self) -> dict[str, int]:
-        """Number of problems per kind."""
-        return dict(Counter(p.kind for p in self.problems))
-
-    def of_kind(self, kind: str) -> list[Problem]:
-        return [p for p in self.problems if p.kind == kind]
-
-    def summary(self) -> str:
-        """One line: kept/total and problem counts."""
-        c = ", ".join(f"{k}={v}" for k, v in sorted(self.counts().items())) or "no problems"
-        return (
-            f"{self.source}: kept {self.kept_images}/{self.num_images} images, "
-            f"{self.kept_annotations}/{self.num_annotations} annotations; {c}"
-        )
-
-    def __str__(self) -> str:
-        return "\n".join([self.summary()] + [f"  - {p}" for p in self.problems])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "num_images": self.num_images,
-            "num_annotations": self.num_annotations,
-            "kept_images": self.kept_images,
-            "kept_annotations": self.kept_annotations,
-            "counts": self.counts(),
-            "problems": [asdict(p) for p in self.problems],
-        }
-
-    def write(self, path: str | Path) -> None:
-        """Write the report as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
-
-
-def read_label_map(source: str | Path | Sequence[str]) -> list[str]:
-    """Class names in model order from a list, or a file: ``.txt`` (one name a line),
-    ``.json``/``.yaml`` (a list, ``{names: [...]}``, or ``{index: name}``)."""
-    if not isinstance(source, (str, Path)):
-        names = [str(n) for n in source]
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"label map file not found: {path}")
-        text = path.read_text()
-        if path.suffix.lower() == ".txt":
-            names = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        else:
-            if path.suffix.lower() == ".json":
-                data = json.loads(text)
-            else:
-                import yaml
-
-                data = yaml.safe_load(text)
-            if isinstance(data, dict) and "names" in data:
-                data = data["names"]
-            if isinstance(data, dict):
-                data = [data[k] for k in sorted(data, key=lambda k: int(k))]
-            if not isinstance(data, list):
-                raise ValueError(
-                    f"label map {path}: expected a list of names, {{names: [...]}} or {{index: name}}"
-                )
-            names = [str(n) for n in data]
-    if not names:
-        raise ValueError(f"label map {source!r} is empty")
-    dup = [n for n, c in Counter(names).items() if c > 1]
-    if dup:
-        raise ValueError(f"label map {source!r} repeats class names: {dup}")
-    return names
-
-
-def _norm(name: str) -> str:
-    return " ".join(str(name).strip().lower().replace("_", " ").split())
-
-
-def _polygon_area(xy: np.ndarray) -> float:
-    x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-@dataclass
-class _Ann:
-    ann_id: int | None
-    label: int
-    iscrowd: int
-    kind: str  # "poly" | "rle" | "box"
-    data: Any
-
-
-@dataclass
-class _Img:
-    image_id: int
-    path: Path
-    file_name: str
-    height: int
-    width: int
-    anns: list[_Ann]
 
 
 class CocoDataset:
@@ -388,168 +207,15 @@ class CocoDataset:
                 h, w = im.shape[:2]
             imgs[iid] = _Img(iid, path, fn, h, w, [])
         for a in data["annotations"]:
-            ann = self._parse_ann(a, imgs)
+            ann = parse_annotation(
+                a, imgs, self.categories, self.cat_to_label, self.include_crowd, self.validation_report
+            )
             if ann is not None:
                 imgs[int(a["image_id"])].anns.append(ann)
         out = [im for im in imgs.values() if im is not None and (im.anns or not skip_empty)]
         rep.kept_images = len(out)
         rep.kept_annotations = sum(len(im.anns) for im in out)
         return out
-
-    def _parse_ann(self, a: dict[str, Any], imgs: dict[int, _Img | None]) -> _Ann | None:
-        rep = self.validation_report
-        if not isinstance(a, dict):
-            rep.add(BAD_SEGMENTATION, f"annotation entry is not an object: {a!r}"[:300])
-            return None
-        aid = a.get("id")
-        aid = int(aid) if isinstance(aid, (int, str)) and str(aid).lstrip("-").isdigit() else None
-        if "image_id" not in a or "category_id" not in a:
-            rep.add(BAD_SEGMENTATION, f"annotation without image_id/category_id: {a!r}"[:300], ann_id=aid)
-            return None
-        iid = int(a["image_id"])
-        if iid not in imgs:
-            rep.add(
-                UNKNOWN_IMAGE,
-                f"annotation refers to image id {iid}, which is not in 'images'",
-                image_id=iid,
-                ann_id=aid,
-            )
-            return None
-        im = imgs[iid]
-        if im is None:
-            return None  # the image was already reported
-        cid = int(a["category_id"])
-        if cid not in self.categories:
-            rep.add(
-                UNKNOWN_CATEGORY,
-                f"category id {cid} is not in 'categories' (known: {sorted(self.categories)})",
-                image_id=iid,
-                ann_id=aid,
-            )
-            return None
-        if cid not in self.cat_to_label:
-            return None  # class subsetting, not a problem
-        label = self.cat_to_label[cid]
-        crowd = int(bool(a.get("iscrowd", 0)))
-        if crowd and not self.include_crowd:
-            return None
-        h, w = im.height, im.width
-        box = a.get("bbox")
-        box_ok = None
-        if box is not None:
-            try:
-                x, y, bw, bh = (float(v) for v in box)
-                if not all(math.isfinite(v) for v in (x, y, bw, bh)):
-                    raise ValueError("non-finite")
-            except (TypeError, ValueError):
-                rep.add(DEGENERATE_BOX, f"bbox {box!r} is not 4 finite numbers", iid, aid, action="fixed")
-                box = None
-            else:
-                if bw <= 0 or bh <= 0:
-                    rep.add(
-                        DEGENERATE_BOX, f"bbox {box} has non-positive width/height", iid, aid, action="fixed"
-                    )
-                    box = None
-                else:
-                    inside = x < w and y < h and x + bw > 0 and y + bh > 0
-                    within = x >= -1 and y >= -1 and x + bw <= w + 1 and y + bh <= h + 1
-                    box_ok = inside
-                    if not within:
-                        rep.add(
-                            BOX_OUTSIDE_IMAGE,
-                            f"bbox {box} leaves the {w}x{h} image" + ("" if inside else " entirely"),
-                            iid,
-                            aid,
-                            action="pending",
-                        )
-        seg = a.get("segmentation")
-        parsed: _Ann | None = None
-        if isinstance(seg, list) and len(seg) > 0:
-            polys = seg if isinstance(seg[0], (list, tuple)) else [seg]  # a flat single polygon happens
-            good, why = [], []
-            for k, p in enumerate(polys):
-                try:
-                    arr = np.asarray(p, np.float64).reshape(-1)
-                except (TypeError, ValueError):
-                    why.append(f"polygon {k} is not a list of numbers")
-                    continue
-                if len(arr) % 2 or len(arr) < 6 or not np.all(np.isfinite(arr)):
-                    why.append(f"polygon {k} has {len(arr) / 2:g} points (needs >= 3 finite x,y pairs)")
-                elif _polygon_area(arr.reshape(-1, 2)) <= 0.0:
-                    why.append(f"polygon {k} has zero area")
-                else:
-                    good.append(arr.tolist())
-            if not good:
-                self._finish_box_problem(aid, "skipped")
-                rep.add(DEGENERATE_POLYGON, "; ".join(why) + "; no usable polygon left", iid, aid)
-                return None
-            if why:
-                rep.add(
-                    DEGENERATE_POLYGON,
-                    "; ".join(why) + "; dropped, other polygons kept",
-                    iid,
-                    aid,
-                    action="fixed",
-                )
-            parsed = _Ann(aid, label, crowd, "poly", good)
-        elif isinstance(seg, dict):
-            size, counts = seg.get("size"), seg.get("counts")
-            if (
-                not isinstance(size, (list, tuple))
-                or len(size) != 2
-                or not isinstance(counts, (list, str, bytes))
-                or len(counts) == 0
-            ):
-                self._finish_box_problem(aid, "skipped")
-                rep.add(
-                    BAD_SEGMENTATION,
-                    f"RLE needs 'size' [h, w] and non-empty 'counts', got keys {sorted(seg)}",
-                    iid,
-                    aid,
-                )
-                return None
-            if [int(size[0]), int(size[1])] != [h, w]:
-                self._finish_box_problem(aid, "skipped")
-                rep.add(
-                    BAD_SEGMENTATION, f"RLE size {list(size)} differs from image size [{h}, {w}]", iid, aid
-                )
-                return None
-            if isinstance(counts, list) and sum(int(c) for c in counts) != h * w:
-                self._finish_box_problem(aid, "skipped")
-                rep.add(
-                    BAD_SEGMENTATION,
-                    f"uncompressed RLE counts sum to {sum(int(c) for c in counts)}, expected {h * w}",
-                    iid,
-                    aid,
-                )
-                return None
-            parsed = _Ann(aid, label, crowd, "rle", {"size": [h, w], "counts": counts})
-        else:
-            if box is None or not box_ok:
-                self._finish_box_problem(aid, "skipped")
-                rep.add(MISSING_SEGMENTATION, "no segmentation and no usable bbox", iid, aid)
-                return None
-            rep.add(
-                MISSING_SEGMENTATION,
-                "no segmentation: the bbox is used as the mask",
-                iid,
-                aid,
-                action="fixed",
-            )
-            parsed = _Ann(aid, label, crowd, "box", [float(v) for v in box])
-        if box_ok is False:  # a mask exists but the box is entirely outside: inconsistent entry
-            self._finish_box_problem(aid, "skipped")
-            return None
-        self._finish_box_problem(aid, "fixed")
-        return parsed
-
-    def _finish_box_problem(self, aid: int | None, action: str) -> None:
-        for p in reversed(self.validation_report.problems):
-            if p.kind == BOX_OUTSIDE_IMAGE and p.ann_id == aid and p.action == "pending":
-                p.action = action
-                if action == "fixed":
-                    p.message += "; box recomputed from the mask"
-                break
 
     # ------------------------------------------------------------------ access
     def __len__(self) -> int:
@@ -730,33 +396,3 @@ def collate_skip_none(batch: list) -> tuple[list[np.ndarray], list[dict[str, Any
     """DataLoader ``collate_fn``: drops None samples, returns (images, targets) lists."""
     batch = [b for b in batch if b is not None]
     return [b[0] for b in batch], [b[1] for b in batch]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m instaseg_ros.data.coco ANN.json [--images DIR] [--classes A,B] [--report OUT.json]``:
-    validate a COCO file, print the report; exit 0 if clean, 1 if problems were found."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m instaseg_ros.data.coco", description=main.__doc__)
-    ap.add_argument("annotations")
-    ap.add_argument("--images", default=None, help="image root (default: the JSON's folder)")
-    ap.add_argument("--classes", default=None, help="comma-separated class names or a label-map file")
-    ap.add_argument("--decode", action="store_true", help="also read every image and decode every mask")
-    ap.add_argument("--report", default=None, help="write the report as JSON here")
-    args = ap.parse_args(argv)
-    classes: Any = args.classes
-    if classes and not Path(classes).is_file():
-        classes = [c.strip() for c in classes.split(",") if c.strip()]
-    ds = CocoDataset(args.annotations, image_root=args.images, class_names=classes, on_error="none")
-    if args.decode:
-        for i in range(len(ds)):
-            ds[i]
-    print(f"classes: {ds.class_names} (category ids {ds.category_ids})")
-    print(ds.validation_report)
-    if args.report:
-        ds.validation_report.write(args.report)
-    return 0 if ds.validation_report.ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
