@@ -186,3 +186,14 @@ def test_download_unknown_name(tmp_path: Path) -> None:
     out = instaseg("weights", "download", "yolov9", "--dir", str(tmp_path))
     assert out.returncode == 2
     assert "unknown weights 'yolov9'; known: yolact_base_54_800000.pth" in one_line_error(out)
+
+
+def test_readme_robot_quick_start_downloads_official_weights_first() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("### Robot quick start", 1)[1].split("\n### ", 1)[0]
+    assert quick.index("instaseg weights download") < quick.index("ros2 launch instaseg_ros")
+    assert "synthetic" in quick  # says what the shipped model is for
+    table = readme.split("### Official COCO weights", 1)[1].split("\n### ", 1)[0]
+    for name in names():
+        assert f"`{name}`" in table, name
+    assert "cannot be reached from CI" in table
