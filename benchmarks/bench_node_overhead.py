@@ -32,8 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from instaseg_ros.core.labels import INDOOR_CLASSES
+
 ROOT = Path(__file__).resolve().parents[1]
-CLASSES = ["person", "chair", "couch", "dining table", "toilet"]
+CLASSES = INDOOR_CLASSES
 
 
 # ----------------------------------------------------------------------------- node side

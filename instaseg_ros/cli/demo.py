@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from instaseg_ros.core.images import IMAGE_SUFFIXES
+
 # The shipped default of each family: (weights, model config) relative to the package's share or repo.
 DEFAULT_MODELS: dict[str, tuple[str, str | None]] = {
     "yolact": ("models/yolact_se_r18_indoor.pth", None),
@@ -115,7 +117,7 @@ def _images_to_bag(image_dir: Path, bag: Path, rate: float) -> list[tuple[int, i
 
     from instaseg_ros.data.bag_io import write_bag_images
 
-    files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+    files = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no .png/.jpg/.bmp images in {image_dir}")
     t0 = time.time_ns()

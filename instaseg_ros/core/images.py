@@ -1,10 +1,14 @@
-"""Validation of image batches handed to a ``Segmenter``."""
+"""Image files and validation of image batches handed to a ``Segmenter``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+
+#: Suffixes (lower case) of the image files the package reads from folders, all readable by
+#: ``cv2.imread``; compare with ``path.suffix.lower() in IMAGE_SUFFIXES``.
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def validate_images(images: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:

@@ -25,6 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from instaseg_ros.core import stamps
+
 log = logging.getLogger(__name__)
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -45,10 +47,6 @@ def _typestore() -> Any:
     from rosbags.typesys import Stores, get_typestore
 
     return get_typestore(Stores.ROS2_JAZZY)
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def image_msg_to_bgr(msg: Any) -> np.ndarray:
@@ -190,7 +188,7 @@ def iter_bag_images(
                     f"message {n} on {topic!r} in {p} cannot be decoded: {type(e).__name__}: {e}"
                 ) from e
             n += 1
-            yield _stamp_ns(msg.header), str(msg.header.frame_id), img
+            yield stamps.stamp_ns(msg.header), str(msg.header.frame_id), img
     finally:
         try:
             reader.close()
@@ -250,7 +248,7 @@ def _recover_mcap_images(p: Path, topic: str, ts: Any) -> Iterator[tuple[int, st
                 ch = channels.get(int.from_bytes(body[0:2], "little"))
                 if ch and ch[0] == topic and ch[1] in (IMAGE_TYPE, COMPRESSED_TYPE):
                     msg = ts.deserialize_cdr(bytes(body[22:]), ch[1])
-                    yield _stamp_ns(msg.header), str(msg.header.frame_id), image_msg_to_bgr(msg)
+                    yield stamps.stamp_ns(msg.header), str(msg.header.frame_id), image_msg_to_bgr(msg)
 
         for op, body in _mcap_records(buf, 8, len(buf)):
             if op == 0x06:  # chunk: start, end, uncompressed size u64, crc u32, compression, records
@@ -351,9 +349,8 @@ class BagImageWriter:
 
     def _header(self, stamp_ns: int, frame_id: str) -> Any:
         T = self.ts.types
-        stamp = T["builtin_interfaces/msg/Time"](
-            sec=int(stamp_ns // 1_000_000_000), nanosec=int(stamp_ns % 1_000_000_000)
-        )
+        sec, nanosec = stamps.split_ns(stamp_ns)
+        stamp = T["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
         return T["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
 
     def write(

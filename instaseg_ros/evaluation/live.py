@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from instaseg_ros.core.instances import Instances
+from instaseg_ros.core.stamps import stamp_ns
 from instaseg_ros.evaluation.bag_eval import (
     BagEvalConfig,
     BagFrame,
@@ -45,10 +46,6 @@ from instaseg_ros.evaluation.bag_eval import (
 from instaseg_ros.evaluation.gt_tools import StampedGroundTruth
 
 NODE_NAME = "instaseg_node"
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 # --------------------------------------------------------------------------- node outputs -> Instances
@@ -323,7 +320,7 @@ def run_live(
 
             def callback(msg: Any) -> None:
                 t = time.monotonic()
-                st = _stamp_ns(msg.header)
+                st = stamp_ns(msg.header)
                 with col.lock:
                     mine[st] = (t, msg if st in keep_stamps else None)  # pixels kept for scored frames only
                     if st in other:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from instaseg_ros.core.instances import Instances
+from instaseg_ros.core.stamps import split_ns
 
 VISION_TYPES = (
     "Point2D",
@@ -106,7 +107,7 @@ class OutputBagWriter:
         from std_msgs.msg import Header
 
         h = Header()
-        h.stamp.sec, h.stamp.nanosec = int(stamp_ns // 1_000_000_000), int(stamp_ns % 1_000_000_000)
+        h.stamp.sec, h.stamp.nanosec = split_ns(stamp_ns)
         h.frame_id = frame_id
         return h
 

@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from instaseg_ros.core.images import IMAGE_SUFFIXES
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.runtime.base import Backend
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 # ---------------------------------------------------------------------------------------- images

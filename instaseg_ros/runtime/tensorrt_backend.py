@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from instaseg_ros.core.images import IMAGE_SUFFIXES
 from instaseg_ros.runtime.base import Backend, BackendUnavailableError, module_available
 from instaseg_ros.runtime.networks import MAIN, MASK_HEAD, NetworkSpec, network_specs
 from instaseg_ros.runtime.onnx_export import (
@@ -49,7 +50,6 @@ from instaseg_ros.runtime.onnx_export import (
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 INSTALL_TENSORRT = (
     "install TensorRT's Python package with `pip install tensorrt` (or `pip install '.[tensorrt]'` from the "
     "instaseg_ros source tree); on a Jetson it ships with JetPack (`apt install python3-libnvinfer`)"
