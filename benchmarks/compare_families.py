@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from instaseg_ros.core.segmenter import InferenceParams
     from instaseg_ros.data.synthetic import SynthConfig, SyntheticDataset
     from instaseg_ros.models import build_segmenter
-    from instaseg_ros.training.solo_task import segmenter_metrics
+    from instaseg_ros.training.tasks.base import segmenter_metrics
 
     torch.set_num_threads(args.threads)
     budgets = dict(b.split("=", 1) for b in args.budget)

@@ -11,7 +11,7 @@ import torch
 from instaseg_ros.models import build_segmenter
 from instaseg_ros.models.maskrcnn import MaskRcnnConfig, build_model
 from instaseg_ros.training.config import config_from_dict
-from instaseg_ros.training.maskrcnn_task import MaskRcnnTask, maskrcnn_collate
+from instaseg_ros.training.tasks.maskrcnn import MaskRcnnTask, maskrcnn_collate
 from instaseg_ros.training.trainer import Trainer
 
 # ResNet-18 FPN, tiny transform and few sampled RoIs: the mask head dominates CPU time

@@ -11,7 +11,7 @@ import torch
 from instaseg_ros.models import build_segmenter
 from instaseg_ros.models.solo import SoloConfig
 from instaseg_ros.training.config import config_from_dict
-from instaseg_ros.training.solo_task import SoloLossConfig, SoloTask, dice_loss, solo_collate, solo_loss
+from instaseg_ros.training.tasks.solo import SoloLossConfig, SoloTask, dice_loss, solo_collate, solo_loss
 from instaseg_ros.training.trainer import Trainer
 
 TINY = dict(backbone="resnet18", input_size=64, fpn_channels=32, head_channels=32, head_convs=1,

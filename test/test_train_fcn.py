@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from instaseg_ros.training.config import config_from_dict
-from instaseg_ros.training.fcn_task import FcnTask, jitter_boxes
+from instaseg_ros.training.tasks.fcn import FcnTask, jitter_boxes
 from instaseg_ros.training.trainer import Trainer
 
 NO_AUG = {"hflip": 0.0, "photometric": 0.0, "blur": 0.0, "noise": 0.0, "jpeg": 0.0, "scale_crop": 0.0}

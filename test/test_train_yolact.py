@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from instaseg_ros.training.config import ConfigError, OptimConfig, config_from_dict, load_config
+from instaseg_ros.training.tasks.yolact import YolactTask, load_pretrained
 from instaseg_ros.training.trainer import Trainer, lr_factor
-from instaseg_ros.training.yolact_task import YolactTask, load_pretrained
 
 NO_AUG = {"hflip": 0.0, "photometric": 0.0, "blur": 0.0, "noise": 0.0, "jpeg": 0.0, "scale_crop": 0.0}
 

@@ -123,9 +123,8 @@ def test_tiny_detector_learns_boxes():
 
 
 def _experiment(tmp_path, **model_over):
-    from instaseg_ros.training.config import TASKS, config_from_dict
+    from instaseg_ros.training.config import config_from_dict
 
-    TASKS.setdefault("yolo_detector", "instaseg_ros.training.yolo_task:YoloDetectorTask")
     model = {"detector": "yolov3-tiny", "darknet_width": 0.125, "input_size": 64,
              "fcn": {"arch": "resnet18", "width": 0.25, "crop_size": 32}, **model_over}  # fmt: skip
     return config_from_dict(
@@ -161,8 +160,8 @@ def _experiment(tmp_path, **model_over):
 def test_detector_task_trains_through_trainer_and_writes_a_yolo_fcn_checkpoint(tmp_path):
     from instaseg_ros.models import build_segmenter
     from instaseg_ros.models.yolo_fcn.fcn import FcnConfig, build_fcn, save_fcn_checkpoint
+    from instaseg_ros.training.tasks.yolo_detector import YoloDetectorTask
     from instaseg_ros.training.trainer import Trainer
-    from instaseg_ros.training.yolo_task import YoloDetectorTask
 
     fcn_cfg = FcnConfig("resnet18", 0.25, 32)
     save_fcn_checkpoint(tmp_path / "fcn.pt", build_fcn(fcn_cfg), fcn_cfg)

@@ -29,11 +29,11 @@ class ConfigError(ValueError):
 
 #: ``task:`` name -> "module:TrainTask subclass" (constructed as ``cls(cfg)``)
 TASKS: dict[str, str] = {
-    "yolact": "instaseg_ros.training.yolact_task:YolactTask",
-    "fcn": "instaseg_ros.training.fcn_task:FcnTask",
-    "solo": "instaseg_ros.training.solo_task:SoloTask",
-    "maskrcnn": "instaseg_ros.training.maskrcnn_task:MaskRcnnTask",
-    "yolo_detector": "instaseg_ros.training.yolo_task:YoloDetectorTask",
+    "yolact": "instaseg_ros.training.tasks.yolact:YolactTask",
+    "fcn": "instaseg_ros.training.tasks.fcn:FcnTask",
+    "solo": "instaseg_ros.training.tasks.solo:SoloTask",
+    "maskrcnn": "instaseg_ros.training.tasks.maskrcnn:MaskRcnnTask",
+    "yolo_detector": "instaseg_ros.training.tasks.yolo_detector:YoloDetectorTask",
 }
 
 

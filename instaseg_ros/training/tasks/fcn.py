@@ -13,7 +13,6 @@ classes: a measure of the masks alone) and the mean mask IoU (the seed's metric)
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from instaseg_ros.training.config import ConfigError, ExperimentConfig
-from instaseg_ros.training.datasets import build_dataset, dataset_report
 from instaseg_ros.training.losses import fcn_mask_loss
-from instaseg_ros.training.trainer import TrainTask
+from instaseg_ros.training.tasks.base import BaseTask, coco_metrics, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +66,13 @@ def jitter_boxes(
     return out.astype(np.float32)
 
 
-class FcnTask(TrainTask):
+class FcnTask(BaseTask):
     """FCN mask head on a training config."""
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         from instaseg_ros.models.yolo_fcn.fcn import FcnConfig, build_fcn
 
-        self.cfg = cfg
+        super().__init__(cfg)
         d = dict(cfg.loss or {})
         known = {f.name for f in fields(FcnLossConfig)}
         if set(d) - known:
@@ -88,16 +86,16 @@ class FcnTask(TrainTask):
             self.model_cfg = FcnConfig(**model)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"model: {e}") from None
-        torch.manual_seed(cfg.seed)
         self.module = build_fcn(self.model_cfg)
         if cfg.init.weights:
             self._load(Path(cfg.init.weights))
         self._rng = np.random.default_rng(cfg.seed)
-        self._train_ds = None
-        self._val_ds = None
+        self.rngs["crops"] = self._rng
 
     def _load(self, path: Path) -> None:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        from instaseg_ros.weights.torch_io import load_torch_file
+
+        obj = load_torch_file(path, "FCN weights")
         sd = obj.get("fcn", obj) if isinstance(obj, dict) else None
         if not isinstance(sd, dict):
             raise ValueError(f"{path}: not an FCN checkpoint (expected a dict with 'fcn')")
@@ -109,32 +107,6 @@ class FcnTask(TrainTask):
             )
 
     # ------------------------------------------------------------------ data
-    def train_dataset(self):
-        if self._train_ds is None:
-            from instaseg_ros.data.augment import AugmentConfig, build_transform
-
-            aug = dict(self.cfg.data.augment)
-            aug.setdefault("seed", self.cfg.seed)
-            try:
-                tf = build_transform(AugmentConfig.from_dict(aug), train=True)
-            except ValueError as e:
-                raise ConfigError(f"data.augment: {e}") from None
-            self._train_ds = build_dataset(self.cfg.data.train, tf)
-        return self._train_ds
-
-    def val_dataset(self):
-        if self._val_ds is None and self.cfg.data.val is not None:
-            self._val_ds = build_dataset(self.cfg.data.val, None)
-        return self._val_ds
-
-    def data_reports(self) -> dict[str, Any]:
-        out = {}
-        for split, ds in (("train", self._train_ds), ("val", self._val_ds)):
-            rep = dataset_report(ds) if ds is not None else None
-            if rep:
-                out[split] = rep
-        return out
-
     def collate(self, samples: list) -> dict[str, Any]:
         """Samples -> ``{"crops": [N, 3, s, s], "targets": [N, s, s], "images": list}``."""
         from instaseg_ros.models.yolo_fcn.fcn import fcn_training_pair
@@ -172,41 +144,36 @@ class FcnTask(TrainTask):
 
     # ------------------------------------------------------------------ validation / checkpoints
     def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
+        """COCO mask AP of the head's masks for the ground-truth boxes (score 1, ground-truth
+        classes) and their mean IoU with the ground-truth masks (``mean_iou``)."""
         from instaseg_ros.core.instances import Instances
-        from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
         from instaseg_ros.models.yolo_fcn.fcn import fcn_training_pair
         from instaseg_ros.ops.paste import paste_masks
 
+        ious: list[float] = []
+
+        def predict(image: np.ndarray, t: dict[str, Any]) -> Instances | None:
+            h, w = image.shape[:2]
+            keep = np.asarray(t.get("iscrowd", np.zeros(len(t["labels"]))), bool) == 0
+            boxes = np.asarray(t["boxes"], np.float32)[keep]
+            if len(boxes) == 0:
+                return None
+            gt = np.asarray(t["masks"])[keep].astype(bool)
+            crops, _ = fcn_training_pair(image, boxes, gt, self.model_cfg.crop_size)
+            probs = torch.sigmoid(self.module(crops.to(device))[:, 0].float()).cpu()
+            masks = paste_masks(probs, boxes, (h, w))
+            inter = (masks & gt).reshape(len(gt), -1).sum(1)
+            union = (masks | gt).reshape(len(gt), -1).sum(1)
+            ious.extend(inter / np.maximum(union, 1))
+            labels = np.asarray(t["labels"])[keep]
+            return Instances(boxes, np.ones(len(boxes), np.float32), labels, masks, (h, w))
+
         was = self.module.training
         self.module.eval()
-        n = len(dataset) if not max_images else min(max_images, len(dataset))
-        cat_ids = list(getattr(dataset, "category_ids", [])) or None
-        results, ids, ious = [], [], []
-        s = self.model_cfg.crop_size
-        with torch.inference_mode():
-            for i in range(n):
-                sample = dataset[i]
-                if sample is None:
-                    continue
-                image, t = sample
-                h, w = image.shape[:2]
-                keep = np.asarray(t.get("iscrowd", np.zeros(len(t["labels"]))), bool) == 0
-                boxes = np.asarray(t["boxes"], np.float32)[keep]
-                gt = np.asarray(t["masks"])[keep].astype(bool)
-                ids.append(int(t["image_id"]))
-                if len(boxes) == 0:
-                    continue
-                crops, _ = fcn_training_pair(image, boxes, gt, s)
-                probs = torch.sigmoid(self.module(crops.to(device))[:, 0].float()).cpu()
-                masks = paste_masks(probs, boxes, (h, w))
-                inter = (masks & gt).reshape(len(gt), -1).sum(1)
-                union = (masks | gt).reshape(len(gt), -1).sum(1)
-                ious += list(inter / np.maximum(union, 1))
-                inst = Instances(boxes, np.ones(len(boxes), np.float32), np.asarray(t["labels"])[keep], masks,
-                                 (h, w))
-                results += instances_to_coco(inst, int(t["image_id"]), cat_ids)
-        self.module.train(was)
-        metrics = evaluate_coco(dataset.coco_gt(), results, image_ids=sorted(set(ids)))
+        try:
+            metrics = coco_metrics(dataset, predict, max_images)
+        finally:
+            self.module.train(was)
         metrics["mean_iou"] = float(np.mean(ious)) if ious else 0.0
         return metrics
 
@@ -219,12 +186,7 @@ class FcnTask(TrainTask):
         if fp16:
             model.half()
         extra = {"training": {"iteration": int(extra.pop("iteration", -1)), **extra}}
-        path = Path(path)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            tmp = Path(f.name)
-        save_fcn_checkpoint(str(tmp), model, self.model_cfg, **extra)
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: save_fcn_checkpoint(str(tmp), model, self.model_cfg, **extra))
 
     def load_inference(self, path: Path) -> None:
         self._load(Path(path))

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models.maskrcnn import (
     MaskRcnnConfig,
     MaskRcnnSegmenter,
@@ -37,8 +36,8 @@ from instaseg_ros.models.maskrcnn import (
     replace_heads,
     save_checkpoint,
 )
-from instaseg_ros.training.solo_task import _maybe_half, segmenter_metrics
-from instaseg_ros.training.trainer import TrainTask
+from instaseg_ros.training.config import ConfigError
+from instaseg_ros.training.tasks.base import BaseTask, StateView, half_state
 
 LOSS_TERMS = ("classifier", "box_reg", "mask", "objectness", "rpn_box_reg")
 
@@ -63,18 +62,17 @@ def maskrcnn_collate(samples: list) -> dict[str, Any]:
     return {"images": images, "targets": targets}
 
 
-class MaskRcnnTask(TrainTask):
+class MaskRcnnTask(BaseTask):
     """torchvision Mask R-CNN on the config's datasets (see the module docstring)."""
 
     def __init__(self, cfg: Any) -> None:
         from instaseg_ros.models.config import load_config_mapping
 
-        self.cfg = cfg
+        super().__init__(cfg)
         mapping = load_config_mapping(dict(cfg.model))
         mapping = {("class_names" if k == "classes" else k): v for k, v in mapping.items()}
         mapping.pop("inference", None)
         init = cfg.init
-        torch.manual_seed(cfg.seed)
         if init.weights:
             if init.reinit_heads == "always":
                 base = {k: v for k, v in mapping.items() if k != "class_names"}
@@ -91,31 +89,11 @@ class MaskRcnnTask(TrainTask):
         loss = dict(cfg.loss or {})
         unknown = sorted(set(loss) - set(LOSS_TERMS))
         if unknown:
-            raise ValueError(f"loss: unknown Mask R-CNN loss terms {unknown}; known: {list(LOSS_TERMS)}")
+            raise ConfigError(f"loss: unknown Mask R-CNN loss terms {unknown}; known: {list(LOSS_TERMS)}")
         self.weights = {k: float(loss.get(k, 1.0)) for k in LOSS_TERMS}
-        self._train = self._val = None
 
-    def train_dataset(self) -> Any:
-        from instaseg_ros.data.augment import build_transform
-        from instaseg_ros.training.datasets import build_dataset
-
-        if self._train is None:
-            aug = (
-                build_transform(self.cfg.data.augment, train=True)
-                if self.cfg.data.augment is not None
-                else None
-            )
-            self._train = build_dataset(self.cfg.data.train, aug, self.model_cfg.class_names)
-        return self._train
-
-    def val_dataset(self) -> Any | None:
-        from instaseg_ros.training.datasets import build_dataset
-
-        if self.cfg.data.val is None:
-            return None
-        if self._val is None:
-            self._val = build_dataset(self.cfg.data.val, None, self.model_cfg.class_names)
-        return self._val
+    def data_class_names(self) -> list[str]:
+        return list(self.model_cfg.class_names)
 
     def collate(self, samples: list) -> dict[str, Any]:
         return maskrcnn_collate(samples)
@@ -129,31 +107,19 @@ class MaskRcnnTask(TrainTask):
         total = sum(out.values())
         return {"total": total, **{k: v.detach() for k, v in out.items()}}
 
-    def segmenter(self, device: torch.device | str = "cpu") -> MaskRcnnSegmenter:
+    def eval_segmenter(self, device: torch.device | str = "cpu") -> MaskRcnnSegmenter:
         """The current weights as a segmenter (sets the module to eval mode)."""
-        params = InferenceParams(score_threshold=self.cfg.train.score_threshold, top_k=100)
-        return MaskRcnnSegmenter(self.module, self.model_cfg, device=str(device), params=params)
+        return MaskRcnnSegmenter(self.module, self.model_cfg, device=str(device), params=self.eval_params())
 
-    def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
-        return segmenter_metrics(self.segmenter(device), dataset, max_images)
+    segmenter = eval_segmenter
 
     def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
-        save_checkpoint(path, _maybe_half(self.module, fp16), self.model_cfg, **extra)
+        save_checkpoint(path, StateView(half_state(self.module, fp16)), self.model_cfg, **extra)
 
     def load_inference(self, path: Path) -> None:
         sd, _ = read_checkpoint(path)
         own = self.module.state_dict()
         self.module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=False)
-
-    def data_reports(self) -> dict[str, Any]:
-        from instaseg_ros.training.datasets import dataset_report
-
-        out = {}
-        for name, ds in (("train", self._train), ("val", self._val)):
-            rep = dataset_report(ds) if ds is not None else None
-            if rep:
-                out[name] = rep
-        return out
 
 
 def build_task(cfg: Any) -> MaskRcnnTask:

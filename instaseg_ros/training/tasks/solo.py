@@ -10,8 +10,6 @@ Batches: images resized to the square ``input_size`` and normalised like the seg
 ``preprocess``; grid targets from :func:`~instaseg_ros.models.solo.assign_targets`; mask targets are
 the instance masks average-pooled to the stride-4 mask-feature resolution (soft targets for dice).
 
-Also provides :func:`segmenter_metrics` (COCO box/mask AP of any ``Segmenter`` on a dataset), shared by
-the Mask R-CNN task and the family comparison benchmark.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 from instaseg_ros.models.solo import (
     SoloConfig,
     SoloSegmenter,
@@ -38,7 +35,8 @@ from instaseg_ros.models.solo import (
     read_checkpoint,
     save_checkpoint,
 )
-from instaseg_ros.training.trainer import TrainTask
+from instaseg_ros.training.config import ConfigError
+from instaseg_ros.training.tasks.base import BaseTask, StateView, half_state
 
 
 @dataclass
@@ -55,7 +53,7 @@ class SoloLossConfig:
         d = dict(d or {})
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"loss: unknown SOLO loss keys {unknown}; known: {[f.name for f in fields(cls)]}"
             )
         return cls(**d)
@@ -126,34 +124,13 @@ def solo_collate(samples: list, cfg: SoloConfig) -> dict[str, Any]:
     return {"images": images, "cate": torch.stack(cates), "pos": poss, "pos_gt": gts, "masks": masks}
 
 
-def segmenter_metrics(
-    seg: Segmenter, dataset: Any, max_images: int = 0, params: InferenceParams | None = None
-) -> dict[str, Any]:
-    """COCO box/mask AP (``evaluate_coco`` layout) of ``seg`` on ``dataset`` (first ``max_images``)."""
-    from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
-
-    n = len(dataset) if not max_images else min(max_images, len(dataset))
-    gt = dataset.coco_gt()
-    img_ids = [im["id"] for im in gt["images"]][:n]
-    cat_ids = getattr(dataset, "category_ids", None)
-    results: list[dict[str, Any]] = []
-    for i in range(n):
-        sample = dataset[i]
-        if sample is None:
-            continue
-        image, target = sample
-        inst = seg.segment([image], params)[0]
-        results += instances_to_coco(inst, int(target["image_id"]), cat_ids)
-    return evaluate_coco(gt, results, image_ids=img_ids)
-
-
-class SoloTask(TrainTask):
+class SoloTask(BaseTask):
     """SOLOv2 on the config's datasets (see the module docstring)."""
 
     def __init__(self, cfg: Any) -> None:
         from instaseg_ros.models.config import load_config_mapping
 
-        self.cfg = cfg
+        super().__init__(cfg)
         mapping = load_config_mapping(dict(cfg.model))
         init = cfg.init
         if init.weights:
@@ -164,35 +141,13 @@ class SoloTask(TrainTask):
             else:
                 model, mcfg = load_model(init.weights, mapping, reinit_heads=init.reinit_heads == "auto")
         else:
-            torch.manual_seed(cfg.seed)
             model, mcfg = load_model(None, mapping)
         self.module: SoloV2 = model
         self.model_cfg = mcfg
         self.loss_cfg = SoloLossConfig.from_dict(cfg.loss)
-        self._train = self._val = None
 
-    # -- data
-    def train_dataset(self) -> Any:
-        from instaseg_ros.data.augment import build_transform
-        from instaseg_ros.training.datasets import build_dataset
-
-        if self._train is None:
-            aug = (
-                build_transform(self.cfg.data.augment, train=True)
-                if self.cfg.data.augment is not None
-                else None
-            )
-            self._train = build_dataset(self.cfg.data.train, aug, self.model_cfg.class_names)
-        return self._train
-
-    def val_dataset(self) -> Any | None:
-        from instaseg_ros.training.datasets import build_dataset
-
-        if self.cfg.data.val is None:
-            return None
-        if self._val is None:
-            self._val = build_dataset(self.cfg.data.val, None, self.model_cfg.class_names)
-        return self._val
+    def data_class_names(self) -> list[str]:
+        return list(self.model_cfg.class_names)
 
     def collate(self, samples: list) -> dict[str, Any]:
         return solo_collate(samples, self.model_cfg)
@@ -204,47 +159,18 @@ class SoloTask(TrainTask):
         raw = module(b["images"])
         return solo_loss(raw, b, self.model_cfg, self.loss_cfg)
 
-    def segmenter(self, device: torch.device | str = "cpu") -> SoloSegmenter:
+    def eval_segmenter(self, device: torch.device | str = "cpu") -> SoloSegmenter:
         """The current weights as a segmenter (sets the module to eval mode)."""
-        params = InferenceParams(score_threshold=self.cfg.train.score_threshold, top_k=100)
-        return SoloSegmenter(self.module, self.model_cfg, device=str(device), params=params)
+        return SoloSegmenter(self.module, self.model_cfg, device=str(device), params=self.eval_params())
 
-    def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
-        return segmenter_metrics(self.segmenter(device), dataset, max_images)
+    segmenter = eval_segmenter
 
     def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
-        save_checkpoint(path, _maybe_half(self.module, fp16), self.model_cfg, **extra)
+        save_checkpoint(path, StateView(half_state(self.module, fp16)), self.model_cfg, **extra)
 
     def load_inference(self, path: Path) -> None:
         sd, _ = read_checkpoint(path)
         self.module.load_state_dict({k: v.to(self.module.state_dict()[k].dtype) for k, v in sd.items()})
-
-    def data_reports(self) -> dict[str, Any]:
-        from instaseg_ros.training.datasets import dataset_report
-
-        out = {}
-        for name, ds in (("train", self._train), ("val", self._val)):
-            rep = dataset_report(ds) if ds is not None else None
-            if rep:
-                out[name] = rep
-        return out
-
-
-class _HalfView(nn.Module):
-    """A state-dict-only view with floating tensors in fp16 (for ``save_fp16``)."""
-
-    def __init__(self, sd: dict[str, Tensor]) -> None:
-        super().__init__()
-        self._sd = sd
-
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:  # type: ignore[override]
-        return self._sd
-
-
-def _maybe_half(module: nn.Module, fp16: bool) -> nn.Module:
-    if not fp16:
-        return module
-    return _HalfView({k: (v.half() if v.is_floating_point() else v) for k, v in module.state_dict().items()})
 
 
 def _with_new_classes(model: SoloV2, cfg: SoloConfig) -> tuple[SoloV2, SoloConfig]:

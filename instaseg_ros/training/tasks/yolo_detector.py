@@ -17,27 +17,26 @@ Validation reports COCO box AP (and mask AP of box-shaped masks: the mask head i
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from instaseg_ros.training.config import ConfigError, ExperimentConfig
-from instaseg_ros.training.datasets import build_dataset, dataset_report
-from instaseg_ros.training.trainer import TrainTask
+from instaseg_ros.training.tasks.base import BaseTask, coco_metrics, write_atomic
 from instaseg_ros.training.yolov3_loss import init_head_biases, letterbox_batch, yolov3_loss
 
 
-class YoloDetectorTask(TrainTask):
+class YoloDetectorTask(BaseTask):
     """Trains the Darknet of a yolo_fcn model with :func:`yolov3_loss`."""
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         from instaseg_ros.models.yolo_fcn import YoloFcnConfig
         from instaseg_ros.models.yolo_fcn.detector import build_yolov3
 
-        self.cfg = cfg
+        super().__init__(cfg)
         loss = dict(cfg.loss or {})
         unknown = set(loss) - {"ignore_thresh"}
         if unknown:
@@ -47,7 +46,7 @@ class YoloDetectorTask(TrainTask):
         self.ignore_thresh = float(loss.get("ignore_thresh", 0.5))
         model = dict(cfg.model)
         model.pop("family", None)
-        model.setdefault("detector_classes", self._dataset_classes())
+        model.setdefault("detector_classes", self.source_class_names())
         model["allow_random_detector"] = True
         model["allow_random_fcn"] = True
         try:
@@ -55,7 +54,6 @@ class YoloDetectorTask(TrainTask):
         except (TypeError, ValueError) as e:
             raise ConfigError(f"model: {e}") from None
         m = self.model_cfg
-        torch.manual_seed(cfg.seed)
         self.module = build_yolov3(
             len(m.detector_classes),
             m.input_size,
@@ -69,16 +67,6 @@ class YoloDetectorTask(TrainTask):
         init_head_biases(self.module)
         if cfg.init.weights:
             self._load(Path(cfg.init.weights))
-        self._train_ds = None
-        self._val_ds = None
-
-    def _dataset_classes(self) -> list[str]:
-        from instaseg_ros.data.synthetic import CLASS_NAMES
-
-        spec = self.cfg.data.train
-        if spec.kind == "synthetic":
-            return list(CLASS_NAMES)
-        return list(self.train_dataset().class_names)
 
     def _load(self, path: Path) -> None:
         if path.suffix.lower() == ".weights":
@@ -86,7 +74,9 @@ class YoloDetectorTask(TrainTask):
 
             load_darknet_weights(self.module, path)
             return
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        from instaseg_ros.weights.torch_io import load_torch_file
+
+        obj = load_torch_file(path)
         sd = obj.get("detector") if isinstance(obj, dict) else None
         if not isinstance(sd, dict):
             raise ValueError(f"{path}: not a yolo_fcn checkpoint (expected a dict with 'detector')")
@@ -97,32 +87,6 @@ class YoloDetectorTask(TrainTask):
             )
 
     # ------------------------------------------------------------------ data
-    def train_dataset(self):
-        if self._train_ds is None:
-            from instaseg_ros.data.augment import AugmentConfig, build_transform
-
-            aug = dict(self.cfg.data.augment)
-            aug.setdefault("seed", self.cfg.seed)
-            try:
-                tf = build_transform(AugmentConfig.from_dict(aug), train=True)
-            except ValueError as e:
-                raise ConfigError(f"data.augment: {e}") from None
-            self._train_ds = build_dataset(self.cfg.data.train, tf)
-        return self._train_ds
-
-    def val_dataset(self):
-        if self._val_ds is None and self.cfg.data.val is not None:
-            self._val_ds = build_dataset(self.cfg.data.val, None)
-        return self._val_ds
-
-    def data_reports(self) -> dict[str, Any]:
-        out = {}
-        for split, ds in (("train", self._train_ds), ("val", self._val_ds)):
-            rep = dataset_report(ds) if ds is not None else None
-            if rep:
-                out[split] = rep
-        return out
-
     def collate(self, samples: list) -> dict[str, Any]:
         """Samples -> ``{"x": [B, 3, S, S] letterboxed, "targets": [{boxes (net px), labels}], "images"}``."""
         samples = [s for s in samples if s is not None]
@@ -147,42 +111,36 @@ class YoloDetectorTask(TrainTask):
         )
 
     def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
+        """COCO box AP of the detector (masks are the boxes: the mask head is not trained here)."""
         from instaseg_ros.core.instances import Instances
-        from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
         from instaseg_ros.ops.paste import paste_masks
 
         was = self.module.training
         seg = self._segmenter(device)
         params = seg.params.updated(score_threshold=self.cfg.train.score_threshold, top_k=100)
-        n = len(dataset) if not max_images else min(max_images, len(dataset))
-        cat_ids = list(getattr(dataset, "category_ids", [])) or list(range(1, len(seg.class_names) + 1))
-        results, ids = [], []
-        with torch.inference_mode():
-            for i in range(n):
-                sample = dataset[i]
-                if sample is None:
-                    continue
-                image, t = sample
-                ids.append(int(t["image_id"]))
-                x, metas = seg.preprocess([image])
-                boxes, scores, cls = seg.detect(seg.forward_raw(x), metas, params)[0]
-                boxes = boxes.cpu()
-                masks = paste_masks(torch.ones(len(boxes), 2, 2), boxes, image.shape[:2])  # box-shaped
-                size = image.shape[:2]
-                inst = Instances(boxes.numpy(), scores.cpu().numpy(), cls.cpu().numpy(), masks, size)
-                results += instances_to_coco(inst, ids[-1], cat_ids)
-        self.module.train(was)
-        return evaluate_coco(dataset.coco_gt(), results, image_ids=sorted(set(ids)))
+
+        def predict(image: np.ndarray, _target: dict[str, Any]) -> Instances:
+            x, metas = seg.preprocess([image])
+            boxes, scores, cls = seg.detect(seg.forward_raw(x), metas, params)[0]
+            boxes = boxes.cpu()
+            masks = paste_masks(torch.ones(len(boxes), 2, 2), boxes, image.shape[:2])  # box-shaped
+            return Instances(boxes.numpy(), scores.cpu().numpy(), cls.cpu().numpy(), masks, image.shape[:2])
+
+        try:
+            return coco_metrics(dataset, predict, max_images)
+        finally:
+            self.module.train(was)
 
     def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
         """A yolo_fcn checkpoint: this detector + the FCN of ``model.fcn_weights`` (or none: then
         the segmenter needs ``fcn_weights`` in its config when it loads this file)."""
         from instaseg_ros.models.yolo_fcn import CHECKPOINT_FORMAT
+        from instaseg_ros.weights.torch_io import load_torch_file
 
         cfg = self.model_cfg.to_dict()
         fcn_state = None
         if self.model_cfg.fcn_weights:
-            obj = torch.load(self.model_cfg.fcn_weights, map_location="cpu", weights_only=True)
+            obj = load_torch_file(self.model_cfg.fcn_weights, "FCN weights")
             fcn_state = obj.get("fcn", obj)
             if "fcn_config" in obj:
                 cfg["fcn"] = dict(obj["fcn_config"])
@@ -200,11 +158,7 @@ class YoloDetectorTask(TrainTask):
             "fcn": cast(fcn_state) if fcn_state is not None else None,
             "training": {"iteration": int(extra.pop("iteration", -1)), **extra},
         }
-        path = Path(path)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            tmp = Path(f.name)
-        torch.save(ckpt, tmp)
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: torch.save(ckpt, tmp))
 
     def load_inference(self, path: Path) -> None:
         self._load(Path(path))

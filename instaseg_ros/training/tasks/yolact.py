@@ -16,7 +16,6 @@ fresh initialisation, everything else is loaded.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,8 @@ from torch import Tensor, nn
 
 from instaseg_ros.training.config import ConfigError, ExperimentConfig
 from instaseg_ros.training.contextual import contextual_loss, instance_id_map
-from instaseg_ros.training.datasets import build_dataset, dataset_report
 from instaseg_ros.training.losses import YolactLossConfig, yolact_loss
-from instaseg_ros.training.trainer import TrainTask
+from instaseg_ros.training.tasks.base import BaseTask, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -115,26 +113,22 @@ def load_pretrained(model: nn.Module, state_dict: dict[str, Tensor], mode: str =
     return out
 
 
-class YolactTask(TrainTask):
+class YolactTask(BaseTask):
     """YOLACT-SE on a training config (see :mod:`instaseg_ros.training.config`)."""
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter
         from instaseg_ros.weights.yolact_checkpoint import infer_config_from_state_dict, read_checkpoint
 
-        self.cfg = cfg
+        super().__init__(cfg)
         self.loss_cfg, self.ctx_cfg = split_loss_config(cfg.loss)
         user = dict(cfg.model)
         user.pop("family", None)
         if self.ctx_cfg.weight > 0:
             user.setdefault("embedding_dim", self.ctx_cfg.dim)
-        self._train_ds = None
-        self._val_ds = None
         self.init_report: dict[str, list[str]] = {}
-        # class names: model config, else the training data
-        if not user.get("class_names"):
-            names = self._data_class_names()
-            user["class_names"] = names
+        if not user.get("class_names"):  # class names: model config, else the training data
+            user["class_names"] = self.source_class_names()
         user.setdefault("num_classes", len(user["class_names"]))
         pre_sd = None
         if cfg.init.weights:
@@ -151,7 +145,6 @@ class YolactTask(TrainTask):
             self.model_cfg = YolactConfig.from_dict(user)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        torch.manual_seed(cfg.seed)
         self.module = YolactSE(self.model_cfg)
         if pre_sd is None and cfg.init.proto_bias is not None:
             with torch.no_grad():
@@ -163,54 +156,16 @@ class YolactTask(TrainTask):
         self.segmenter = YolactSegmenter(self.module, self.model_cfg, device="cpu")
         self.module.train()
         self._gen = torch.Generator().manual_seed(cfg.seed)
+        self.rngs["loss"] = self._gen
         self._warned_dead = False
 
     # ------------------------------------------------------------------ data
-    def _data_class_names(self) -> list[str]:
-        spec = self.cfg.data.train
-        if spec.kind == "synthetic":
-            from instaseg_ros.data.synthetic import CLASS_NAMES
+    def data_class_names(self) -> list[str]:
+        return list(self.model_cfg.class_names)
 
-            return list(CLASS_NAMES)
-        if spec.classes:
-            return list(spec.classes)
-        return list(self.train_dataset().class_names)
-
-    def _transform(self):
-        from instaseg_ros.data.augment import AugmentConfig, build_transform
-
-        aug = dict(self.cfg.data.augment)
-        aug.setdefault("seed", self.cfg.seed)
-        s = self.model_cfg.input_size if hasattr(self, "model_cfg") else None
-        if s is not None:
-            aug["size"] = (s, s)
-        try:
-            acfg = AugmentConfig.from_dict(aug)
-        except ValueError as e:
-            raise ConfigError(f"data.augment: {e}") from None
-        return build_transform(acfg, train=True)
-
-    def train_dataset(self):
-        if self._train_ds is None:
-            names = self.model_cfg.class_names if hasattr(self, "model_cfg") else None
-            ds = build_dataset(self.cfg.data.train, None, names)
-            self._train_ds = ds
-        if hasattr(self, "model_cfg") and getattr(self._train_ds, "transform", None) is None:
-            self._train_ds.transform = self._transform()
-        return self._train_ds
-
-    def val_dataset(self):
-        if self._val_ds is None and self.cfg.data.val is not None:
-            self._val_ds = build_dataset(self.cfg.data.val, None, self.model_cfg.class_names)
-        return self._val_ds
-
-    def data_reports(self) -> dict[str, Any]:
-        out = {}
-        for split, ds in (("train", self._train_ds), ("val", self._val_ds)):
-            rep = dataset_report(ds) if ds is not None else None
-            if rep:
-                out[split] = rep
-        return out
+    def augment_size(self) -> tuple[int, int]:
+        """Training images are resized to the square network input by the augmentation."""
+        return (self.model_cfg.input_size, self.model_cfg.input_size)
 
     def collate(self, samples: list) -> dict[str, Any]:
         """Samples (already ``S x S``) -> ``{"images": [B, 3, S, S] normalised, "targets": [...]}``."""
@@ -254,30 +209,14 @@ class YolactTask(TrainTask):
         return terms
 
     # ------------------------------------------------------------------ validation / checkpoints
-    def evaluate(self, dataset: Any, device: torch.device, max_images: int = 0) -> dict[str, Any]:
-        from instaseg_ros.core.segmenter import InferenceParams
-        from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
-
-        was_training = self.module.training
-        self.segmenter.device = str(device)
-        self.segmenter._scale = self.segmenter._scale.to(device)  # noqa: SLF001 - follow the module's device
-        self.segmenter._shift = self.segmenter._shift.to(device)  # noqa: SLF001
+    def eval_segmenter(self, device: torch.device | str):
+        """The task's segmenter (the one ``collate`` normalises with), moved to ``device``."""
+        seg = self.segmenter
+        seg.device = str(device)
+        seg._scale = seg._scale.to(device)  # noqa: SLF001 - follow the module's device
+        seg._shift = seg._shift.to(device)  # noqa: SLF001
         self.module.eval()
-        params = InferenceParams(score_threshold=self.cfg.train.score_threshold, top_k=100)
-        n = len(dataset) if not max_images else min(max_images, len(dataset))
-        results, ids = [], []
-        cat_ids = list(getattr(dataset, "category_ids", [])) or None
-        for i in range(n):
-            sample = dataset[i]
-            if sample is None:
-                continue
-            image, target = sample
-            inst = self.segmenter.segment([image], params)[0]
-            ids.append(int(target["image_id"]))
-            results += instances_to_coco(inst, int(target["image_id"]), cat_ids)
-        self.module.train(was_training)
-        gt = dataset.coco_gt()
-        return evaluate_coco(gt, results, image_ids=sorted(set(ids)))
+        return seg
 
     def inference_state(self) -> tuple[dict[str, Tensor], Any]:
         """State dict and config without the training-only heads (semantic, embedding)."""
@@ -301,12 +240,7 @@ class YolactTask(TrainTask):
         if fp16:
             model.half()
         extra = {"training": {"iteration": int(extra.pop("iteration", -1)), **extra}}
-        path = Path(path)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            tmp = Path(f.name)
-        save_checkpoint(tmp, model, cfg, **extra)
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: save_checkpoint(tmp, model, cfg, **extra))
 
     def load_inference(self, path: Path) -> None:
         from instaseg_ros.weights.yolact_checkpoint import read_checkpoint
