@@ -19,7 +19,7 @@ def test_package_xml_is_format3_with_ros_dependencies() -> None:
     assert root.findtext("name") == "instaseg_ros"
     deps = {e.text for e in root.findall("exec_depend")}
     for dep in ("rclpy", "sensor_msgs", "std_msgs", "vision_msgs", "diagnostic_msgs", "lifecycle_msgs",
-                "launch_ros", "python3-numpy", "python3-opencv"):
+                "launch_ros", "rosbag2", "python3-numpy", "python3-opencv"):
         assert dep in deps, f"package.xml lacks exec_depend {dep}"
     assert root.find("export/build_type").text == "ament_python"
     assert (ROOT / "resource" / "instaseg_ros").is_file()
