@@ -8,6 +8,7 @@ from instaseg_ros.geometry.depth import (
     check_depth_range,
     decode_depth,
     integer_ratio,
+    metres_and_valid,
 )
 from instaseg_ros.geometry.objects import Depth3DParams, Objects3D, instances_3d
 from instaseg_ros.geometry.sync import DepthSync, SyncMatch
@@ -25,4 +26,5 @@ __all__ = [
     "decode_depth",
     "instances_3d",
     "integer_ratio",
+    "metres_and_valid",
 ]

@@ -40,19 +40,33 @@ def decode_depth(raw: np.ndarray, encoding: str, min_m: float, max_m: float) -> 
     Returns:
         [...] float32 metres (a new array).
     """
+    z, ok = metres_and_valid(raw, encoding, min_m, max_m)
+    z = np.array(z, dtype=np.float32, copy=True)
+    z[~ok] = np.nan
+    return z
+
+
+def metres_and_valid(
+    raw: np.ndarray, encoding: str, min_m: float, max_m: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw depth pixels -> (float32 metres, bool validity) of the same shape, without writing NaN.
+
+    Valid: finite, non-zero and inside ``[min_m, max_m]`` (the rules of :func:`decode_depth`).
+    ``z`` may be ``raw`` itself for 32FC1 (read-only use).
+    """
     check_depth_encoding(encoding)
     if encoding == "16UC1":
         if raw.dtype.kind != "u" or raw.dtype.itemsize != 2:
             raise ValueError(f"16UC1 depth must be uint16, got {raw.dtype}")
-        z = raw.astype(np.float32) * _MM
+        z = raw * _MM  # uint16 * float32 scalar -> float32
     else:
         if raw.dtype.kind != "f" or raw.dtype.itemsize != 4:
             raise ValueError(f"32FC1 depth must be float32, got {raw.dtype}")
-        z = raw.astype(np.float32, copy=True)
+        z = raw
     lo = np.float32(max(min_m, np.finfo(np.float32).tiny))  # 0 is "no return" even when min_m is 0
-    with np.errstate(invalid="ignore"):
-        z[~((z >= lo) & (z <= np.float32(max_m)))] = np.nan  # NaN compares False: dropped too
-    return z
+    ok = z >= lo  # NaN compares False (no warning for comparisons)
+    ok &= z <= np.float32(max_m)
+    return z, ok
 
 
 def check_depth_range(min_m: float, max_m: float) -> None:

@@ -36,8 +36,8 @@ from instaseg_ros.geometry.depth import (
     back_project,
     check_depth_encoding,
     check_depth_range,
-    decode_depth,
     integer_ratio,
+    metres_and_valid,
 )
 
 _MAD_TO_SIGMA = 1.4826
@@ -167,23 +167,29 @@ def depth_cluster(z: np.ndarray, k: float, min_gap_m: float) -> tuple[float, flo
     Returns:
         (z_lo, z_hi) inclusive.
     """
+    zs, lo, hi = _cluster(np.asarray(z, np.float32), k, min_gap_m)
+    return float(zs[lo]), float(zs[hi])
+
+
+def _cluster(z: np.ndarray, k: float, min_gap_m: float) -> tuple[np.ndarray, int, int]:
+    """:func:`depth_cluster` on ``z`` ([n] float32): (sorted z, first index, last index) of the run."""
     zs = np.sort(z)
     h = len(zs) // 2
-    med = zs[h]
-    gap = max(k * _MAD_TO_SIGMA * float(np.median(np.abs(zs - med))), min_gap_m)
+    dev = np.abs(zs - zs[h])
+    gap = max(k * _MAD_TO_SIGMA * float(np.partition(dev, h)[h]), min_gap_m)
     breaks = np.flatnonzero(np.diff(zs) > gap)  # a break at j separates zs[j] and zs[j + 1]
-    lo_j = np.searchsorted(breaks, h)  # breaks[lo_j - 1] < h <= breaks[lo_j]
-    lo = breaks[lo_j - 1] + 1 if lo_j > 0 else 0
-    hi = breaks[lo_j] if lo_j < len(breaks) else len(zs) - 1
-    return float(zs[lo]), float(zs[hi])
+    j = int(np.searchsorted(breaks, h))  # breaks[j - 1] < h <= breaks[j]
+    lo = int(breaks[j - 1]) + 1 if j > 0 else 0
+    hi = int(breaks[j]) if j < len(breaks) else len(zs) - 1
+    return zs, lo, hi
 
 
 def _pick(
     mask: np.ndarray, depth_crop: np.ndarray, step: int, oy: int, ox: int, encoding: str, p: Depth3DParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Valid-depth pixels of ``mask[oy::step, ox::step]``: (u, v) in crop pixels, z in metres ([n] each)."""
-    z = decode_depth(depth_crop[oy::step, ox::step], encoding, p.min_m, p.max_m)
-    iy, ix = np.nonzero(mask[oy::step, ox::step] & ~np.isnan(z))
+    z, ok = metres_and_valid(depth_crop[oy::step, ox::step], encoding, p.min_m, p.max_m)
+    iy, ix = np.nonzero(mask[oy::step, ox::step] & ok)
     return ix * step + ox, iy * step + oy, z[iy, ix]
 
 
@@ -200,8 +206,7 @@ def _sample(
     if m > 1:
         flat = flat[mask.reshape(-1)[flat]]
     iy, ix = np.divmod(flat, mask.shape[1])
-    z = decode_depth(depth_crop[iy, ix], encoding, p.min_m, p.max_m)
-    ok = ~np.isnan(z)
+    z, ok = metres_and_valid(depth_crop[iy, ix], encoding, p.min_m, p.max_m)
     return ix[ok], iy[ok], z[ok]
 
 
@@ -277,16 +282,24 @@ def instances_3d(
         if len(zk) < p.min_points:
             n_too_few += 1
             continue
-        z_lo, z_hi = depth_cluster(zk, p.outlier_k, p.min_gap_m)
-        inl = (zk >= z_lo) & (zk <= z_hi)
-        n_inl = int(np.count_nonzero(inl))
+        zs, lo, hi = _cluster(zk, p.outlier_k, p.min_gap_m)
+        z_lo, z_hi = zs[lo], zs[hi]
+        n_inl = hi - lo + 1
         if n_inl < p.min_points:
             n_too_few += 1
             continue
-        # [3, n] x, y, z rows; percentiles by partial sort (nearest rank: no interpolation)
-        pts = back_project(u[inl] + xs.start, v[inl] + ys.start, zk[inl], intr).T.copy()
+        # nearest-rank percentiles: z from the sorted run, x and y by one partial sort of [2, n]
         kth = [round(lo_q / 100.0 * (n_inl - 1)), (n_inl - 1) // 2, round(hi_q / 100.0 * (n_inl - 1))]
-        q = np.partition(pts, kth, axis=1)[:, kth].T.astype(np.float64)
+        inl = (zk >= z_lo) & (zk <= z_hi)
+        zi = zk[inl]
+        xy = np.empty((2, n_inl), np.float32)
+        np.multiply(u[inl] + (xs.start - np.float32(intr.cx)), zi, out=xy[0])
+        np.multiply(v[inl] + (ys.start - np.float32(intr.cy)), zi, out=xy[1])
+        qxy = np.partition(xy, kth, axis=1)[:, kth].astype(np.float64)
+        q = np.empty((3, 3))  # rows lo, median, hi; columns x, y, z
+        q[:, 0] = qxy[0] / intr.fx
+        q[:, 1] = qxy[1] / intr.fy
+        q[:, 2] = zs[lo + np.asarray(kth)]
         size = q[2] - q[0]
         if erode_used:  # give back the eroded rim (erode pixels on each side) at the median depth
             size[0] += 2.0 * erode * q[1, 2] / intr.fx
