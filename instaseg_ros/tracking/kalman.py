@@ -17,17 +17,23 @@ _STD_VEL = 1.0 / 160.0
 def xyxy_to_cxcyah(boxes: np.ndarray) -> np.ndarray:
     """[N, 4] xyxy -> [N, 4] (cx, cy, w/h, h); heights are clamped to >= 1e-3."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    w = b[:, 2] - b[:, 0]
-    h = np.maximum(b[:, 3] - b[:, 1], 1e-3)
-    return np.stack([(b[:, 0] + b[:, 2]) * 0.5, (b[:, 1] + b[:, 3]) * 0.5, w / h, h], axis=1)
+    out = np.empty((len(b), 4))
+    out[:, :2] = (b[:, :2] + b[:, 2:]) * 0.5
+    out[:, 3] = np.maximum(b[:, 3] - b[:, 1], 1e-3)
+    out[:, 2] = (b[:, 2] - b[:, 0]) / out[:, 3]
+    return out
 
 
 def cxcyah_to_xyxy(z: np.ndarray) -> np.ndarray:
     """[N, >=4] (cx, cy, a, h, ...) -> [N, 4] xyxy."""
     z = np.asarray(z, np.float64).reshape(len(z), -1)
-    h = np.maximum(z[:, 3], 1e-3)
-    w = np.maximum(z[:, 2], 1e-3) * h
-    return np.stack([z[:, 0] - w / 2, z[:, 1] - h / 2, z[:, 0] + w / 2, z[:, 1] + h / 2], axis=1)
+    half = np.empty((len(z), 2))
+    half[:, 1] = np.maximum(z[:, 3], 1e-3) * 0.5
+    half[:, 0] = np.maximum(z[:, 2], 1e-3) * half[:, 1]
+    out = np.empty((len(z), 4))
+    out[:, :2] = z[:, :2] - half
+    out[:, 2:] = z[:, :2] + half
+    return out
 
 
 def _noise_std(h: np.ndarray, pos: float, aspect: float, vel: float, aspect_vel: float) -> np.ndarray:

@@ -41,7 +41,7 @@ from instaseg_ros.tracking.similarity import (
 )
 
 _INFEASIBLE = 1e6
-_HIST_REFRESH = 5  # frames between updates of a matched track's colour histogram
+_HIST_REFRESH = 8  # frames between updates of a matched track's colour histogram
 
 
 @dataclass
@@ -71,7 +71,7 @@ class TrackerConfig:
     low_threshold: float = 0.1
     match_threshold: float = 0.3
     low_match_threshold: float = 0.5
-    min_hits: int = 3
+    min_hits: int = 2
     max_age: int = 30
     box_weight: float = 0.5
     mask_weight: float = 0.5
@@ -376,7 +376,7 @@ class Tracker:
         gap = stamp_ns - last
         if gap <= 0:
             return 0.0
-        period = float(np.median(self._periods)) if self._periods else float(gap)
+        period = float(sorted(self._periods)[len(self._periods) // 2]) if self._periods else float(gap)
         self._periods.append(gap)
         return float(min(gap / period, 30.0))
 
@@ -419,7 +419,8 @@ class Tracker:
         st.deaths += int(np.count_nonzero(drop))
         # rows after removal: the kept old rows in order, then the new tracks
         new_index = np.cumsum(~drop) - 1
-        tr.keep(~drop)
+        if drop.any():
+            tr.keep(~drop)
         out_rows = np.full(len(det_track), -1, np.int64)
         out_rows[matched] = new_index[rows]
         fresh = np.flatnonzero(det_track < 0)
