@@ -86,9 +86,24 @@ _YOLO_NOTES = (
     "Detector only: YOLO+FCN also needs a mask head, fcn_weights in the model config (an FCN checkpoint from "
     "`instaseg train --config config/train/fcn_synthetic.yaml`, or the shipped models/fcn_r18_indoor.pth)."
 )
+
+
+def _darknet(name: str, net: str, accuracy: str, floats: int, cfg: str, config: str, note: str
+             ) -> WeightsEntry:  # fmt: skip
+    """A public Darknet file: a 20-byte header (version 0.2) then ``floats`` float32 parameters."""
+    size = 20 + 4 * floats
+    return WeightsEntry(
+        name=name, family="yolo_fcn", url=f"https://pjreddie.com/media/files/{name}",
+        description=f"{net} Darknet detector (boxes; masks from our FCN head), {accuracy}",
+        size_bytes=size, size=f"{size:,} bytes (20-byte header + {floats:,} float32, {cfg})",
+        sha256=None, sha256_source=NOT_PUBLISHED, licence=_YOLO_LICENCE, classes=_COCO80,
+        params_file="config/yolo_fcn.yaml", config=config, config_needed=True, notes=f"{_YOLO_NOTES} {note}",
+    )  # fmt: skip
+
+
 _PLUS_NOTES = (
     "YOLACT++ needs deformable convolutions (DCNv2) and the mask re-scoring head, which this version "
-    "does not implement: it is recognised and refused with that message. Listed for completeness."
+    "does not implement: loading one fails with an error saying so. Listed for completeness."
 )
 
 CATALOG: tuple[WeightsEntry, ...] = (
@@ -113,27 +128,12 @@ CATALOG: tuple[WeightsEntry, ...] = (
     _yolact("yolact_plus_resnet50_54_800000.pth", "yolact-plus-resnet50",
             "YOLACT++ ResNet-50-FPN, 550 px: 34.1 mask mAP, 33.5 fps on a Titan Xp (authors)",
             NOT_PUBLISHED, None, notes=_PLUS_NOTES, loadable=False),
-    WeightsEntry(
-        name="yolov3.weights", family="yolo_fcn",
-        description="YOLOv3-416 Darknet detector (boxes; masks from our FCN head), 55.3 AP50 on COCO "
-                    "test-dev (paper)",
-        url="https://pjreddie.com/media/files/yolov3.weights",
-        size_bytes=248_007_048, size="248,007,048 bytes (20-byte header + 62,001,757 float32, yolov3.cfg)",
-        sha256=None, sha256_source=NOT_PUBLISHED, licence=_YOLO_LICENCE, classes=_COCO80,
-        params_file="config/yolo_fcn.yaml", config="config/models/yolo_fcn_coco.yaml", config_needed=True,
-        notes=_YOLO_NOTES + " For five indoor classes use config/models/yolo_fcn_indoor.yaml.",
-    ),
-    WeightsEntry(
-        name="yolov3-tiny.weights", family="yolo_fcn",
-        description="YOLOv3-tiny-416 Darknet detector (boxes; masks from our FCN head), 33.1 AP50 on COCO "
-                    "test-dev (Darknet site)",
-        url="https://pjreddie.com/media/files/yolov3-tiny.weights",
-        size_bytes=35_434_956, size="35,434,956 bytes (20-byte header + 8,858,734 float32, yolov3-tiny.cfg)",
-        sha256=None, sha256_source=NOT_PUBLISHED, licence=_YOLO_LICENCE, classes=_COCO80,
-        params_file="config/yolo_fcn.yaml", config="config/models/yolo_fcn_yolov3tiny_indoor.yaml",
-        config_needed=True,
-        notes=_YOLO_NOTES + " That config keeps five indoor classes; set classes: null there for all 80.",
-    ),
+    _darknet("yolov3.weights", "YOLOv3-416", "55.3 AP50 on COCO test-dev (paper)", 62_001_757, "yolov3.cfg",
+             "config/models/yolo_fcn_coco.yaml",
+             "For five indoor classes use config/models/yolo_fcn_indoor.yaml."),
+    _darknet("yolov3-tiny.weights", "YOLOv3-tiny-416", "33.1 AP50 on COCO test-dev (Darknet site)", 8_858_734,
+             "yolov3-tiny.cfg", "config/models/yolo_fcn_yolov3tiny_indoor.yaml",
+             "That config keeps five indoor classes; set classes: null there for all 80."),
     WeightsEntry(
         name="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth", family="maskrcnn",
         description="torchvision Mask R-CNN ResNet-50-FPN: 37.9 box / 34.6 mask mAP on COCO val2017 "
