@@ -34,7 +34,7 @@ from instaseg_ros.data.synthetic.export import (
     write_synthetic_bag,
 )
 from instaseg_ros.data.synthetic.scene import SyntheticScene, generate_scene
-from instaseg_ros.data.synthetic.sequence import generate_sequence, iter_sequence_frames
+from instaseg_ros.data.synthetic.sequence import generate_sequence, iter_sequence_frames, iter_sequences
 
 __all__ = [
     "CLASS_NAMES",
@@ -47,6 +47,7 @@ __all__ = [
     "generate_scene",
     "generate_sequence",
     "iter_sequence_frames",
+    "iter_sequences",
     "scene_annotations",
     "scenes_to_coco",
     "write_coco",

@@ -12,7 +12,7 @@ import cv2
 
 from instaseg_ros.data.synthetic.config import CLASS_NAMES, GENERATOR_VERSION, SynthConfig
 from instaseg_ros.data.synthetic.scene import SyntheticScene
-from instaseg_ros.data.synthetic.sequence import iter_sequence_frames
+from instaseg_ros.data.synthetic.sequence import iter_sequences
 
 
 def _provenance() -> dict[str, Any]:
@@ -24,8 +24,14 @@ def coco_categories() -> list[dict[str, Any]]:
     return [{"id": i + 1, "name": n, "supercategory": "indoor"} for i, n in enumerate(CLASS_NAMES)]
 
 
-def scene_annotations(scene: SyntheticScene, image_id: int, first_ann_id: int) -> list[dict[str, Any]]:
-    """COCO annotation dicts (compressed RLE segmentation) of one scene's instances."""
+def scene_annotations(
+    scene: SyntheticScene, image_id: int, first_ann_id: int, track_offset: int = 0
+) -> list[dict[str, Any]]:
+    """COCO annotation dicts (compressed RLE segmentation) of one scene's instances.
+
+    Frames of a camera-motion sequence (``scene.track_ids`` set) also get ``track_id`` =
+    ``track_offset + scene.track_ids[i]``.
+    """
     from instaseg_ros.core.masks import encode_rle
 
     anns = []
@@ -44,6 +50,8 @@ def scene_annotations(scene: SyntheticScene, image_id: int, first_ann_id: int) -
                 "iscrowd": 0,
             }
         )
+        if scene.track_ids is not None:
+            anns[-1]["track_id"] = int(track_offset + scene.track_ids[i])
     return anns
 
 
@@ -162,7 +170,10 @@ def write_synthetic_bag(
 
     The bag has ``sensor_msgs/Image`` bgr8 frames (or CompressedImage, see ``BagSpec``) and
     ``sensor_msgs/CameraInfo`` with equal header stamps; the COCO ground truth's images carry
-    ``stamp_ns`` (= header stamp).
+    ``stamp_ns`` (= header stamp) and ``sequence`` (index of the camera-motion sequence: the
+    scene changes between sequences), its annotations ``track_id``: one object's identity,
+    the same in every frame of its sequence and never reused in the file (a ground truth
+    without ``track_id`` stays a valid stamp-keyed ground truth; only tracking needs it).
     Returns (bag directory, ground-truth JSON path).
     """
     from instaseg_ros.data.bag_io import BagImageWriter, pinhole_camera_info
@@ -186,8 +197,18 @@ def write_synthetic_bag(
             f"write_synthetic_bag: compressed must be None, 'jpeg' or 'png', got {spec.compressed!r}"
         )
     topic = f"{spec.image_topic}/compressed" if spec.compressed else spec.image_topic
+    frames = (
+        (n, sc)
+        for n, seq in enumerate(iter_sequences(seed, spec.num_frames, spec.sequence_length, cfg))
+        for sc in seq
+    )
+    track_offset, last_seq, seq_max = 0, 0, 0
     with BagImageWriter(bag_path, topic, spec.info_topic, compressed=spec.compressed) as writer:
-        for k, sc in enumerate(iter_sequence_frames(seed, spec.num_frames, spec.sequence_length, cfg)):
+        for k, (n, sc) in enumerate(frames):
+            if n != last_seq:  # a new scene: its track ids follow the previous sequence's
+                track_offset, last_seq, seq_max = track_offset + seq_max, n, 0
+            if sc.track_ids is not None and len(sc.track_ids):
+                seq_max = max(seq_max, int(sc.track_ids.max()))
             stamp = spec.start_ns + int(round(k * period))
             writer.write(sc.image, stamp, spec.frame_id, info)
             name = f"images/{k + 1:06d}.png"
@@ -201,9 +222,10 @@ def write_synthetic_bag(
                     "width": cfg.width,
                     "stamp_ns": stamp,
                     "frame_id": spec.frame_id,
+                    "sequence": n,
                 }
             )
-            anns.extend(scene_annotations(sc, k + 1, len(anns) + 1))
+            anns.extend(scene_annotations(sc, k + 1, len(anns) + 1, track_offset))
     gt = {
         "info": {
             "description": "instaseg_ros synthetic rosbag ground truth",

@@ -32,12 +32,16 @@ class SyntheticScene:
         labels: [N] int64 0-based class indices into ``CLASS_NAMES``.
         full_areas: [N] int64 area of each instance before occlusion and frame clipping
             (None for camera-motion frames).
+        track_ids: [N] int64 identity of each instance, stable across the frames of one
+            camera-motion sequence (the object's index in the sequence's base scene + 1);
+            None for single scenes.
     """
 
     image: np.ndarray
     id_map: np.ndarray
     labels: np.ndarray
     full_areas: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)

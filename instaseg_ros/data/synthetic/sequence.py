@@ -22,7 +22,9 @@ def generate_sequence(
 
     The scene is rendered once on a canvas ``margin`` times the output size; each frame is
     an affine crop of it (image bilinear, id map nearest). Instances that leave the frame
-    (fewer than ``min_visible_area`` pixels) are dropped from that frame.
+    (fewer than ``min_visible_area`` pixels) are dropped from that frame. Every frame carries
+    ``track_ids`` ([N] int64): instance ``j`` of the base scene is track ``j + 1`` in every
+    frame where it is visible.
     """
     cfg = config or SynthConfig()
     if length < 1:
@@ -55,23 +57,37 @@ def generate_sequence(
         )
         counts = np.bincount(ids.ravel(), minlength=len(base.labels) + 1)
         lut = np.zeros(65536, np.uint16)
-        labels = []
+        labels, tracks = [], []
         for j in range(len(base.labels)):
             if counts[j + 1] >= cfg.min_area:
                 labels.append(base.labels[j])
+                tracks.append(j + 1)
                 lut[j + 1] = len(labels)
-        frames.append(SyntheticScene(img, lut[ids], np.asarray(labels, np.int64)))
+        frames.append(
+            SyntheticScene(
+                img, lut[ids], np.asarray(labels, np.int64), track_ids=np.asarray(tracks, np.int64)
+            )
+        )
     return frames
+
+
+def iter_sequences(
+    seed: int, num_frames: int, sequence_length: int, config: SynthConfig | None = None
+) -> Iterator[list[SyntheticScene]]:
+    """Consecutive camera-motion sequences, ``num_frames`` frames in all (sequence ``k`` seeded
+    by ``(seed, k)``, ``sequence_length`` frames each, the last one possibly shorter)."""
+    k = 0
+    left = num_frames
+    while left > 0:
+        n = min(sequence_length, left)
+        yield generate_sequence((seed, k), n, config)
+        left -= n
+        k += 1
 
 
 def iter_sequence_frames(
     seed: int, num_frames: int, sequence_length: int, config: SynthConfig | None = None
 ) -> Iterator[SyntheticScene]:
-    """Frames of consecutive camera-motion sequences (sequence ``k`` seeded by ``(seed, k)``)."""
-    k = 0
-    left = num_frames
-    while left > 0:
-        n = min(sequence_length, left)
-        yield from generate_sequence((seed, k), n, config)
-        left -= n
-        k += 1
+    """The frames of :func:`iter_sequences`, one after the other."""
+    for frames in iter_sequences(seed, num_frames, sequence_length, config):
+        yield from frames
