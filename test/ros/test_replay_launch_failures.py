@@ -36,8 +36,9 @@ def install(tmp_path_factory) -> Path:
         (root / "share" / "instaseg_ros" / d).symlink_to(ROOT / d)
     exe = root / "lib" / "instaseg_ros" / "instaseg_node"
     exe.parent.mkdir(parents=True)
-    exe.write_text(f"#!{sys.executable}\nimport sys\nfrom instaseg_ros.ros.node import main\n"
-                   "sys.exit(main())\n")
+    exe.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom instaseg_ros.ros.node import main\nsys.exit(main())\n"
+    )
     exe.chmod(0o755)
     return root
 
@@ -102,4 +103,8 @@ def test_failing_player_shuts_the_node_down(install: Path, tmp_path: Path) -> No
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
     assert ERROR + "`ros2 bag play` exited with code 1" in text
+    assert [line for line in error_lines(out) if "[launch]" in line] == [
+        ERROR + "`ros2 bag play` exited with code 1 (its error is printed above); shutting down instead of "
+        "leaving the node waiting on /clock"
+    ]
     assert "process started" in text and "instaseg_node" in text  # the node ran, then was shut down
