@@ -6,6 +6,10 @@
 
 Arguments: image, namespace, params_file, weights (overrides model.weights when non-empty),
 use_compressed, rviz, node_name, use_sim_time, log_level.
+
+The node gets FASTRTPS_DEFAULT_PROFILES_FILE=<share>/config/fastdds_large_images.xml (Fast DDS's default
+shared-memory segment is smaller than one camera image) unless the environment already names a profile;
+set the same profile for the camera driver (see the README's robot section).
 """
 
 from __future__ import annotations
@@ -22,6 +26,16 @@ from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "instaseg_ros"
 TRUE = ("true", "1", "yes", "on")
+PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def dds_profile_env(share: str, environ: dict | None = None) -> dict[str, str]:
+    """{FASTRTPS_DEFAULT_PROFILES_FILE: the package's large-image profile}, or {} when the environment
+    already sets a Fast DDS profile file (the user's choice wins)."""
+    environ = os.environ if environ is None else environ
+    if any(environ.get(v) for v in PROFILE_VARS):
+        return {}
+    return {PROFILE_VARS[0]: os.path.join(share, "config", "fastdds_large_images.xml")}
 
 
 def _resolve(context: LaunchContext, name: str) -> str:
@@ -64,6 +78,7 @@ def _launch_setup(context: LaunchContext) -> list:
             arguments=["--ros-args", "--log-level", _resolve(context, "log_level")],
             output="screen",
             emulate_tty=True,
+            additional_env=dds_profile_env(share),
         )
     ]
     if _resolve(context, "rviz").lower() in TRUE:

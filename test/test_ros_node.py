@@ -354,7 +354,7 @@ def test_bad_weights_leave_the_node_unconfigured_and_alive(tmp_path):
     p = None
     try:
         assert proc.wait_log("configure failed", 60), proc.log()
-        assert f"model.weights file '{missing}' does not exist" in proc.log()
+        assert f"model weights file '{missing}' does not exist" in proc.log()
         p = Probe("/t5bad/instaseg_node", "/t5bad/image")
         assert p.state() == "unconfigured" and proc.alive()
         diag = p.latest_diagnostics(timeout=10)
@@ -412,7 +412,8 @@ def test_every_parameter_file_fits_the_node(params_file):
     import rclpy
     import yaml
 
-    from instaseg_ros.ros.node import BACKENDS, SPECS, InstasegNode
+    from instaseg_ros.ros.node import InstasegNode
+    from instaseg_ros.ros.params import BACKENDS, SPECS
 
     data = yaml.safe_load((ROOT / "config" / params_file).read_text())
     params = data["/**"]["ros__parameters"]

@@ -117,10 +117,48 @@ def test_max_rate_caps_processing_and_still_takes_the_newest():
         assert len(rec.taken) <= elapsed * 20 + 2
         assert rec.taken == sorted(rec.taken)
         assert stats.dropped == 40 - len(rec.taken)
-        with pytest.raises(ValueError, match="max_rate must be >= 0"):
+        with pytest.raises(ValueError, match="max_rate must be finite and >= 0"):
             w.max_rate = -1
     finally:
         w.stop()
+
+
+def test_tiny_max_rate_does_not_kill_the_worker_and_a_reset_resumes_it():
+    """Issue 23: max_rate=1e-300 made Condition.wait raise OverflowError and the thread died silently."""
+    rec = Recorder(block=False)
+    w = LatestFrameWorker(rec, FrameStats(), max_rate=1e-300).start()
+    try:
+        w.submit(1, key=1)
+        assert wait_until(lambda: rec.taken == [1])
+        w.submit(2, key=2)  # must wait ~1e300 s
+        time.sleep(1.5)  # longer than one wait slice
+        assert not w.dead() and w.failure is None and rec.taken == [1]
+        w.max_rate = 0.0
+        assert wait_until(lambda: rec.taken == [1, 2])
+    finally:
+        w.stop()
+
+
+def test_a_loop_failure_is_reported_as_dead_not_hidden():
+    """Anything that escapes the loop (here an injected clock failure) ends the thread with ``failure``
+    set and ``dead()`` true, so the node's watchdog can report it and start a new worker."""
+    calls = []
+
+    def clock():
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("clock broke")
+        return time.monotonic()
+
+    rec = Recorder(block=False)
+    w = LatestFrameWorker(rec, FrameStats(), max_rate=5.0, clock=clock).start()
+    w.submit(1, key=1)
+    assert wait_until(lambda: rec.taken == [1])
+    w.submit(2, key=2)
+    assert wait_until(w.dead)
+    assert isinstance(w.failure, RuntimeError) and str(w.failure) == "clock broke"
+    w.stop()
+    assert not w.dead()  # a stopped worker is not dead
 
 
 def test_stop_discards_waiting_frame_and_joins():
@@ -183,3 +221,5 @@ def test_diagnostic_status_levels_and_values():
     err = node_status("n", FrameStats().snapshot(), {"state": "unconfigured"}, ["configure failed: x"])
     assert err.level == DiagnosticStatus.ERROR and err.message == "configure failed: x"
     assert {kv.key: kv.value for kv in err.values}["latency_ms_p50"] == "nan"
+    crashed = node_status("n", snap, info, ["rejected frame: x"], errors=["executor: RuntimeError: boom"])
+    assert crashed.level == DiagnosticStatus.ERROR and crashed.message.startswith("executor: RuntimeError")

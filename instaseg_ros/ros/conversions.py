@@ -112,12 +112,133 @@ def image_to_bgr8(msg) -> np.ndarray:
     return to_bgr8(image_to_numpy(msg), msg.encoding)
 
 
-def check_compressed(msg) -> str:
-    """Cheap checks of a ``sensor_msgs/CompressedImage`` before decoding; returns "jpeg" or "png".
+DECODER_MAX_PIXELS = 1 << 30
+"""OpenCV's own limit (CV_IO_MAX_IMAGE_PIXELS), applied to every decoder."""
+MIN_INPUT_SIDE = 16
+"""Images with a side below this many pixels are refused (the models' mask paste needs >= 8 px)."""
+
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless, arithmetic): not DHT/JPG/DAC
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# markers that stand alone (no length field): TEM, RST0-7, SOI
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8), 0xD8})
+
+
+@dataclass(frozen=True)
+class CompressedInfo:
+    """What :func:`check_compressed` read from a compressed image's header (nothing decoded)."""
+
+    kind: str  # "jpeg" or "png"
+    width: int
+    height: int
+
+
+def check_size(
+    width: int,
+    height: int,
+    max_pixels: int | None = None,
+    what: str = "image",
+    min_side: int = MIN_INPUT_SIDE,
+) -> None:
+    """Refuse an image before it is decoded or converted.
 
     Raises:
-        ValueError: empty data, a format that is neither JPEG nor PNG, data whose
-            signature is neither, or a JPEG without its end-of-image marker (truncated).
+        ValueError: a side below ``min_side``, or more than ``max_pixels`` pixels.
+    """
+    if width < min_side or height < min_side:
+        raise ValueError(
+            f"{what} {width}x{height} is too small: both sides must be at least {min_side} pixels"
+        )
+    if max_pixels is not None and width * height > max_pixels:
+        raise ValueError(
+            f"{what} {width}x{height} has {width * height} pixels, more than max_input_pixels={max_pixels}"
+        )
+
+
+def jpeg_dimensions(data: bytes | memoryview) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame segment, walking the marker segments before it.
+
+    Raises:
+        ValueError: no SOI, a broken marker structure, a scan or the end before any frame header, or a
+            frame header without a height (DNL).
+    """
+    n = len(data)
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        raise ValueError("corrupt JPEG: no start-of-image marker")
+    i = 2
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ValueError(f"corrupt JPEG: expected a marker at byte {i}, found 0x{data[i]:02x}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            i += 2
+            continue
+        if marker == 0xD9:
+            raise ValueError("corrupt JPEG: end-of-image before any frame header")
+        if marker == 0xDA:
+            raise ValueError("corrupt JPEG: scan data before any frame header")
+        length = (data[i + 2] << 8) | data[i + 3]
+        if length < 2:
+            raise ValueError(f"corrupt JPEG: marker 0x{marker:02x} at byte {i} has length {length}")
+        if marker in _JPEG_SOF:
+            if i + 9 > n or length < 8:
+                raise ValueError("corrupt JPEG: truncated frame header")
+            height = (data[i + 5] << 8) | data[i + 6]
+            width = (data[i + 7] << 8) | data[i + 8]
+            if height == 0 or width == 0:
+                raise ValueError(f"corrupt JPEG: frame header says {width}x{height}")
+            return width, height
+        i += 2 + length
+    raise ValueError(f"corrupt JPEG: no frame header in {n} bytes")
+
+
+def png_dimensions(data: bytes | memoryview) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, after checking every chunk's length and CRC and that
+    the image data ends with IEND (a truncated or bit-flipped PNG is refused without decoding).
+
+    Raises:
+        ValueError: naming the broken chunk.
+    """
+    import zlib
+
+    n = len(data)
+    if n < 33 or bytes(data[:8]) != _PNG_MAGIC:
+        raise ValueError(f"corrupt PNG: {n} bytes without a PNG signature and header")
+    i, size, seen_idat = 8, None, False
+    while i + 12 <= n:
+        length = int.from_bytes(data[i : i + 4], "big")
+        ctype = bytes(data[i + 4 : i + 8])
+        end = i + 12 + length
+        if length > 0x7FFFFFFF or end > n:
+            raise ValueError(f"corrupt PNG: chunk {ctype!r} at byte {i} runs past the end (truncated?)")
+        crc = int.from_bytes(data[end - 4 : end], "big")
+        if zlib.crc32(data[i + 4 : end - 4]) != crc:
+            raise ValueError(f"corrupt PNG: CRC mismatch in chunk {ctype!r} at byte {i}")
+        if size is None:
+            if ctype != b"IHDR" or length != 13:
+                raise ValueError("corrupt PNG: the first chunk is not a 13-byte IHDR")
+            size = (int.from_bytes(data[i + 8 : i + 12], "big"), int.from_bytes(data[i + 12 : i + 16], "big"))
+            if size[0] == 0 or size[1] == 0:
+                raise ValueError(f"corrupt PNG: IHDR says {size[0]}x{size[1]}")
+        elif ctype == b"IDAT":
+            seen_idat = True
+        elif ctype == b"IEND":
+            if not seen_idat:
+                raise ValueError("corrupt PNG: no image data (IDAT) before IEND")
+            return size
+        i = end
+    raise ValueError(f"corrupt PNG: no IEND chunk in {n} bytes (truncated?)")
+
+
+def check_compressed(msg, max_pixels: int | None = None) -> CompressedInfo:
+    """Checks of a ``sensor_msgs/CompressedImage`` before decoding: format, signature, header
+    dimensions (JPEG SOF / PNG IHDR) against ``max_pixels``, a JPEG's end marker, a PNG's chunks.
+
+    Raises:
+        ValueError: empty data, a format or signature that is neither JPEG nor PNG, a broken header or
+            chunk, a JPEG without its end-of-image marker, or a size :func:`check_size` refuses.
     """
     fmt = msg.format.lower()
     if fmt and not any(k in fmt for k in ("jpeg", "jpg", "png")):
@@ -126,34 +247,91 @@ def check_compressed(msg) -> str:
     n = len(data)
     if n == 0:
         raise ValueError("compressed image has no data (0 bytes)")
-    head = bytes(data[:8])
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    head = bytes(view[:8])
     if head.startswith(_JPEG_MAGIC):
-        tail = bytes(data[-64:]).rstrip(b"\x00")
+        tail = bytes(view[-64:]).rstrip(b"\x00")
         if not tail.endswith(b"\xff\xd9"):
             raise ValueError(f"corrupt JPEG: {n} bytes without end-of-image marker (truncated?)")
-        return "jpeg"
-    if head == _PNG_MAGIC:
-        return "png"
-    raise ValueError(
-        f"corrupt compressed image: {n} bytes that are neither JPEG nor PNG (first bytes {head[:4].hex()}, "
-        f"format {msg.format!r})"
-    )
+        width, height = jpeg_dimensions(view)
+        kind = "jpeg"
+    elif head == _PNG_MAGIC:
+        width, height = png_dimensions(view)
+        kind = "png"
+    else:
+        raise ValueError(
+            f"corrupt compressed image: {n} bytes that are neither JPEG nor PNG (first bytes "
+            f"{head[:4].hex()}, format {msg.format!r})"
+        )
+    check_size(width, height, max_pixels, f"{kind.upper()} image", min_side=1)
+    return CompressedInfo(kind, width, height)
 
 
-def compressed_to_bgr8(msg) -> np.ndarray:
+def strict_jpeg_available() -> bool:
+    """True when simplejpeg (libjpeg-turbo, warnings as errors) is installed for JPEG decoding."""
+    import importlib.util
+
+    return importlib.util.find_spec("simplejpeg") is not None
+
+
+def _decode_jpeg_strict(buf: np.ndarray) -> np.ndarray | None:
+    """libjpeg-turbo through simplejpeg with warnings as errors: a JPEG cut short and closed with an
+    end marker ("premature end of data segment") is refused instead of decoded to grey. None when
+    simplejpeg is not installed."""
+    try:
+        import simplejpeg
+    except ImportError:
+        return None
+    try:
+        return simplejpeg.decode_jpeg(buf, colorspace="BGR", strict=True)
+    except ValueError as e:
+        raise ValueError(f"corrupt JPEG: {e}") from None
+
+
+def compressed_to_bgr8(msg, info: CompressedInfo | None = None, max_pixels: int | None = None) -> np.ndarray:
     """``sensor_msgs/CompressedImage`` (JPEG or PNG) -> [H, W, 3] uint8 BGR.
+
+    JPEG: decoded strictly (simplejpeg, when installed; else OpenCV, which decodes a truncated JPEG to
+    grey). PNG: OpenCV, after :func:`png_dimensions` checked every chunk. The decoded size must equal
+    the header's.
 
     Raises:
         ValueError: see :func:`check_compressed`, or the decoder rejects the data.
     """
     import cv2
 
-    kind = check_compressed(msg)
+    info = info or check_compressed(msg, max_pixels)
+    if info.width * info.height > DECODER_MAX_PIXELS:
+        raise ValueError(
+            f"{info.kind.upper()} image {info.width}x{info.height} is over the decoders' limit of "
+            f"{DECODER_MAX_PIXELS} pixels"
+        )
     buf = np.frombuffer(msg.data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    img = _decode_jpeg_strict(buf) if info.kind == "jpeg" else None
+    if img is None:
+        try:
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        except cv2.error as e:
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else "cv2.error"
+            raise ValueError(f"corrupt {info.kind.upper()}: OpenCV refused it: {reason}") from None
     if img is None or img.size == 0:
-        raise ValueError(f"corrupt {kind.upper()}: cv2.imdecode could not decode {len(buf)} bytes")
+        raise ValueError(f"corrupt {info.kind.upper()}: cv2.imdecode could not decode {len(buf)} bytes")
+    if img.shape[:2] != (info.height, info.width):
+        raise ValueError(
+            f"corrupt {info.kind.upper()}: decoded {img.shape[1]}x{img.shape[0]}, header says "
+            f"{info.width}x{info.height}"
+        )
     return img
+
+
+def quiet_decoders() -> None:
+    """Silence OpenCV's own log lines (decode problems become ``ValueError`` messages instead)."""
+    import cv2
+
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # builds without cv2.utils.logging
+        pass
 
 
 def _data_array(pixels: np.ndarray) -> array.array:

@@ -23,9 +23,11 @@ def node_status(
     info: Mapping[str, object],
     problems: list[str],
     hardware_id: str = "",
+    errors: list[str] | None = None,
 ) -> DiagnosticStatus:
     """One status: OK, WARN when ``problems`` lists anything since the last report, ERROR when the
-    node has no model (``info["state"]`` is "unconfigured" and ``problems`` is non-empty).
+    node has no model (``info["state"]`` is "unconfigured" and ``problems`` is non-empty) or when
+    ``errors`` (exceptions caught in callbacks or the worker since the last report) is non-empty.
 
     Keys: every ``info`` item (state, backend, device, ...) then every ``StatsSnapshot`` field: the
     counters, ``rate_hz``, ``latency_ms_p50/p95`` (receipt to publish) and ``inference_ms_p50/p95``.
@@ -34,7 +36,9 @@ def node_status(
     st.name = name
     st.hardware_id = hardware_id
     state = str(info.get("state", ""))
-    if problems and state == "unconfigured":
+    if errors:
+        st.level, st.message = DiagnosticStatus.ERROR, "; ".join([*errors, *problems])
+    elif problems and state == "unconfigured":
         st.level, st.message = DiagnosticStatus.ERROR, "; ".join(problems)
     elif problems:
         st.level, st.message = DiagnosticStatus.WARN, "; ".join(problems)

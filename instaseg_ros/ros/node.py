@@ -6,34 +6,36 @@ Interface (see CONVENTIONS.md section 2): subscribes ``image`` (sensor_msgs/Imag
 latched ``~/label_info`` (vision_msgs/LabelInfo), ``~/debug_image`` (bgr8, rendered only while
 subscribed) and ``/diagnostics``. Every output carries the input image's header unchanged.
 
-Lifecycle: configure validates parameters and loads the model (a bad weights file leaves the node
-unconfigured, with a log line naming the problem); activate subscribes and starts the worker;
-deactivate/cleanup release them (cleanup also frees the model and GPU memory). ``autostart``
-(default true) configures and activates at start-up so ``ros2 run instaseg_ros instaseg_node`` works.
+Lifecycle: configure loads the model through :func:`instaseg_ros.models.loading.load_model` (any
+failure leaves the node unconfigured, with one log line and an ERROR diagnostics status); activate
+subscribes and starts the worker; deactivate/cleanup release them (cleanup also frees the model and GPU
+memory). ``autostart`` (default true) configures and activates at start-up so ``ros2 run instaseg_ros
+instaseg_node`` works. The parameters and their validation live in :mod:`instaseg_ros.ros.params`.
+
+Robustness: bad input is refused before it is decoded (size from the header, a minimum side) and
+counted as ``rejected``; no exception from any callback ends the process (it is logged with its
+traceback, counted as ``errors`` and turns diagnostics ERROR); a worker thread that dies is reported
+and replaced; SIGINT/SIGTERM end the process with status 0 in any state.
 
 Torch and the models are imported in ``on_configure`` only.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import re
+import signal
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
+import traceback
 from typing import Any
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -41,161 +43,31 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
+from instaseg_ros.core.stamps import stamp_ns
 from instaseg_ros.ros import conversions as conv
 from instaseg_ros.ros.diagnostics import node_status
+from instaseg_ros.ros.params import (
+    INACTIVE,
+    INFER_KEYS,
+    PARAMS,
+    READ_ONLY,
+    SPECS,
+    UNCONFIGURED,
+    check,
+    class_filter_names,
+    coerce,
+    descriptor,
+)
 from instaseg_ros.ros.scheduler import FrameStats, LatestFrameWorker
 
 NODE_NAME = "instaseg_node"
-# = instaseg_ros.runtime.BACKEND_NAMES (not imported here: importing the runtime loads torch)
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-
-# When a parameter may change: at any time, while not active (applied on activate),
-# while unconfigured (applied on configure), or never after start-up.
-RUNTIME, INACTIVE, UNCONFIGURED, READ_ONLY = "runtime", "inactive", "unconfigured", "read-only"
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One declared parameter: default, when it may change, description and allowed values."""
-
-    name: str
-    default: Any
-    phase: str
-    description: str
-    range: tuple[float, float] | None = None
-    choices: tuple[str, ...] | None = None
-
-
-PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("model.family", "yolact", UNCONFIGURED, "model family (yolact, yolo_fcn, ...)"),
-    ParamSpec("model.weights", "", UNCONFIGURED, "checkpoint file; empty = random weights (testing only)"),
-    ParamSpec("model.config", "", UNCONFIGURED, "model config YAML; empty = the checkpoint's own"),
-    ParamSpec(
-        "model.input_size", 0, UNCONFIGURED, "network input side in pixels; 0 = model default", (0, 4096)
-    ),
-    ParamSpec("backend", "torch", UNCONFIGURED, "inference backend", choices=BACKENDS),
-    ParamSpec("device", "auto", UNCONFIGURED, "auto (CUDA when available), cpu, cuda or cuda:N"),
-    ParamSpec("precision", "fp32", UNCONFIGURED, "fp32 or fp16 (CUDA only)", choices=("fp32", "fp16")),
-    ParamSpec(
-        "num_threads", 0, UNCONFIGURED, "CPU inference threads; 0 = PyTorch's default", (0, 256)
-    ),
-    ParamSpec("score_threshold", 0.3, RUNTIME, "drop instances scoring below this", (0.0, 1.0)),
-    ParamSpec(
-        "nms_threshold", 0.5, RUNTIME, "box IoU above which the lower score is suppressed", (0.01, 1.0)
-    ),
-    ParamSpec(
-        "mask_threshold", 0.5, RUNTIME, "mask probability above which a pixel is foreground", (0.01, 0.99)
-    ),
-    ParamSpec("top_k", 100, RUNTIME, "keep at most this many instances per image", (1, 1000)),
-    ParamSpec("class_filter", None, RUNTIME, "class names to keep (string array); empty = all"),
-    ParamSpec("cross_class_nms", False, RUNTIME, "suppress overlapping boxes across classes"),
-    ParamSpec(
-        "class_id_format",
-        "name",
-        RUNTIME,
-        "Detection2D class_id: class name or label_info index",
-        choices=("name", "index"),
-    ),
-    ParamSpec("debug_image", True, RUNTIME, "render ~/debug_image while someone subscribes"),
-    ParamSpec(
-        "max_rate", 0.0, RUNTIME, "process at most this many frames per second; 0 = unlimited", (0.0, 1000.0)
-    ),
-    ParamSpec(
-        "input_transport",
-        "raw",
-        INACTIVE,
-        "raw (image) or compressed (image/compressed)",
-        choices=("raw", "compressed"),
-    ),
-    ParamSpec(
-        "qos_reliability",
-        "best_effort",
-        INACTIVE,
-        "input QoS reliability (keep last 1)",
-        choices=("best_effort", "reliable"),
-    ),
-    ParamSpec("autostart", True, READ_ONLY, "configure and activate at start-up"),
-    ParamSpec("diagnostics_period", 1.0, READ_ONLY, "seconds between /diagnostics messages", (0.1, 60.0)),
-)
-SPECS = {p.name: p for p in PARAMS}
-_INFER_KEYS = (
-    "score_threshold",
-    "nms_threshold",
-    "mask_threshold",
-    "top_k",
-    "class_filter",
-    "cross_class_nms",
-)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; other values pass through."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_segmenter(
-    backend: str,
-    family: str,
-    weights: str | None,
-    config: str | dict | None,
-    device: str,
-    precision: str,
-    params: InferenceParams,
-) -> Segmenter:
-    """The single place where the inference backend is chosen (ROS-free).
-
-    Raises:
-        FileNotFoundError: ``weights`` or ``config`` does not exist.
-        ValueError: unknown backend/family, or a file the family cannot load.
-    """
-    for what, path in (("weights", weights), ("config", config)):
-        if isinstance(path, str) and path:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"model.{what} file {path!r} does not exist")
-    if backend == "torch":
-        from instaseg_ros.models import build_segmenter
-
-        return build_segmenter(
-            family, weights=weights, config=config, device=device, precision=precision, params=params
-        )
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-    from instaseg_ros.runtime import load_segmenter as load_with_backend
-
-    return load_with_backend(
-        family,
-        weights=weights,
-        config=config,
-        device=device,
-        precision=precision,
-        backend=backend,
-        params=params,
-    )
-
-
-def resolve_path(path: str) -> str:
-    """``package://<pkg>/rel`` -> a file in the package's share directory (for instaseg_ros in a
-    source checkout: the checkout root); ``~`` is expanded; other paths pass through."""
-    if not path.startswith("package://"):
-        return os.path.expanduser(path)
-    pkg, _, rel = path[len("package://") :].partition("/")
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return os.path.join(get_package_share_directory(pkg), rel)
-    except (ImportError, LookupError, ValueError) as e:
-        source_root = Path(__file__).resolve().parents[2]
-        if pkg == "instaseg_ros" and (source_root / rel).exists():
-            return str(source_root / rel)
-        raise FileNotFoundError(f"cannot resolve {path!r}: package {pkg!r} not found ({e})") from e
+NO_DATA_WARN_S = 5.0
+"""Warn when a matched input publisher has delivered nothing for this many seconds while active."""
+DDS_PROFILE = "config/fastdds_large_images.xml"
 
 
 def _config_with_input_size(config: str, input_size: int) -> str | dict | None:
-    """The ``model.config`` value for the builder, with ``input_size`` overriding the file's."""
+    """The ``model.config`` value for the loader, with ``input_size`` overriding the file's."""
     if input_size <= 0:
         return config or None
     data: dict = {}
@@ -211,23 +83,13 @@ def _config_with_input_size(config: str, input_size: int) -> str | dict | None:
     return data
 
 
-def _class_filter(value: Any) -> list[str]:
-    """A class_filter parameter value -> list of names (empty strings ignored)."""
-    if value is None:
-        return []
-    return [str(v) for v in value if str(v)]
+def _profile_path() -> str:
+    try:
+        from instaseg_ros.core.resources import package_file
 
-
-def _decode_raw(msg: Image, pixels: np.ndarray) -> np.ndarray:
-    return conv.to_bgr8(pixels, msg.encoding)
-
-
-def _decode_compressed(msg: CompressedImage, _kind: str) -> np.ndarray:
-    return conv.compressed_to_bgr8(msg)
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+        return str(package_file(DDS_PROFILE))
+    except FileNotFoundError:
+        return f"share/instaseg_ros/{DDS_PROFILE}"
 
 
 class InstasegNode(LifecycleNode):
@@ -243,66 +105,121 @@ class InstasegNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._stats = FrameStats()
         self._problems: list[str] = []  # reported (and cleared) by the next diagnostics message
+        self._errors: list[str] = []  # exceptions since the last diagnostics message (level ERROR)
         self._configure_error = ""
         self._input_topic = ""
         self._draw = None
         self._last_logged: dict[str, float] = {}
-        for spec in PARAMS:
-            self._declare(spec)
-        self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._active_since = 0.0
+        self._last_received = 0.0
+        self._matched_since: float | None = None
+        self._declare_all()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(
-            self.get_parameter("diagnostics_period").value, self._publish_diagnostics
+            self.get_parameter("diagnostics_period").value, self._guarded(self._publish_diagnostics)
         )
+        self._watch_timer = self.create_timer(1.0, self._guarded(self._watch))
 
     @property
     def stats(self) -> FrameStats:
         """Frame counters, latency/inference windows and per-frame history (see ``FrameStats``)."""
         return self._stats
 
+    # ------------------------------------------------------------------ errors
+    def _log_throttled(self, text: str, kind: str, period: float = 2.0, level: str = "error") -> None:
+        """Log at most once per ``period`` seconds for each ``kind`` of problem."""
+        now = time.monotonic()
+        if now - self._last_logged.get(kind, -float("inf")) >= period:
+            self._last_logged[kind] = now
+            getattr(self.get_logger(), level)(text)
+
+    def report_exception(self, where: str, exc: BaseException) -> None:
+        """An exception caught in ``where`` (a callback, the worker, the executor): logged with its
+        traceback (throttled per kind), counted as ``errors`` and reported as diagnostics ERROR."""
+        self._stats.count("errors")
+        summary = f"{where}: {type(exc).__name__}: {exc}"
+        if len(self._errors) < 100:
+            self._errors.append(summary)
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+        self._log_throttled(f"{summary} (the node keeps running)\n{tb}", f"exc:{where}:{type(exc).__name__}")
+
+    def _guarded(self, fn, default: Any = None):
+        """``fn`` wrapped so that an exception is reported instead of escaping into the executor."""
+
+        @functools.wraps(fn)  # keeps fn's signature: rclpy inspects it (message info or not)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a callback must never end the process
+                self.report_exception(fn.__name__.lstrip("_"), exc)
+                return default() if callable(default) else default
+
+        return call
+
+    def _LifecycleNode__on_change_state(self, req, resp):  # noqa: N802 - overrides rclpy's private handler
+        """rclpy's ChangeState service handler, which raises RCLError (ending the process) for a
+        transition id that is invalid in the current state; here such a request is refused."""
+        try:
+            return LifecycleNode._LifecycleNode__on_change_state(self, req, resp)
+        except Exception as exc:  # noqa: BLE001
+            label = req.transition.label or f"id {req.transition.id}"
+            self._log_throttled(
+                f"change_state refused: transition {label} is not valid in state {self._state} ({exc})",
+                "change_state",
+                level="warning",
+            )
+            resp.success = False
+            return resp
+
     # ------------------------------------------------------------------ parameters
-    def _declare(self, spec: ParamSpec) -> None:
-        d = ParameterDescriptor(
-            description=f"{spec.description} [changes: {spec.phase}]", read_only=spec.phase == READ_ONLY
+    def _declare_all(self) -> None:
+        """Declare every parameter with its default, then apply the start-up overrides (``-p``,
+        ``--params-file``) through ``set_parameters``: the same checks and messages as at run time; a
+        refused override is logged and the default kept. Read-only parameters become read-only after."""
+        for spec in PARAMS:
+            self.declare_parameter(spec.name, spec.default, descriptor(spec, read_only=False), True)
+        if hasattr(self, "add_pre_set_parameters_callback"):  # rclpy >= Iron
+            self.add_pre_set_parameters_callback(self._coerce_parameters)
+        self.add_on_set_parameters_callback(
+            self._guarded(
+                self._validate_parameters,
+                lambda: SetParametersResult(successful=False, reason="internal error while validating"),
+            )
         )
-        if spec.choices:
-            d.additional_constraints = "one of: " + ", ".join(spec.choices)
-        if spec.range is not None:
-            lo, hi = spec.range
-            if isinstance(spec.default, int) and not isinstance(spec.default, bool):
-                d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
-            else:
-                d.floating_point_range = [
-                    FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)
-                ]
-        if spec.name == "class_filter":
-            # an empty list has no ROS type, so the filter is dynamically typed and checked in the callback
-            d.dynamic_typing = True
-            d.additional_constraints = "string array of class names known to the model; [] = all"
-        self.declare_parameter(spec.name, spec.default, d)
+        self.add_post_set_parameters_callback(self._guarded(self._apply_parameters))
+        overrides = getattr(self, "_parameter_overrides", {})
+        for spec in PARAMS:
+            if spec.name not in overrides:
+                continue
+            param = overrides[spec.name]
+            if not hasattr(self, "add_pre_set_parameters_callback"):
+                param = coerce(spec.name, param)
+            result = self.set_parameters([param])
+            result = result[0] if isinstance(result, list) else result
+            if not result.successful:
+                text = (
+                    f"start-up parameter {spec.name}:={param.value!r} refused: {result.reason}; "
+                    f"keeping the default {spec.default!r}"
+                )
+                self.get_logger().error(text)
+                self._problems.append(text)
+        for spec in PARAMS:
+            if spec.phase == READ_ONLY:
+                self.set_descriptor(spec.name, descriptor(spec))
 
     def _value(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _check_value(self, name: str, value: Any, ptype: Parameter.Type) -> str:
-        """'' when ``value`` is valid for ``name`` (beyond what the descriptor checks), else the reason."""
-        spec = SPECS[name]
-        if spec.choices and value not in spec.choices:
-            return f"{name}={value!r} is not one of {list(spec.choices)}"
-        if name == "class_filter":
-            if ptype == Parameter.Type.NOT_SET:
-                return "class_filter cannot be unset; set [] to keep all classes"
-            if ptype != Parameter.Type.STRING_ARRAY and value:
-                return f"class_filter must be a string array of class names, got {ptype.name}"
-            names = _class_filter(value)
-            known = self._seg.class_names if self._seg is not None else None
-            unknown = [c for c in names if known is not None and c not in known]
-            if unknown:
-                return f"class_filter names unknown classes {unknown}; the model knows {known}"
-        if name == "device" and not (value in ("auto", "cpu", "cuda") or str(value).startswith("cuda:")):
-            return f"device={value!r}: use auto, cpu, cuda or cuda:N"
-        return ""
+    def _coerce_parameters(self, params: list[Parameter]) -> list[Parameter]:
+        """Pre-set callback: :func:`~instaseg_ros.ros.params.coerce` each parameter (never raises)."""
+        out = []
+        for p in params:
+            try:
+                out.append(coerce(p.name, p))
+            except Exception as exc:  # noqa: BLE001 - check() then refuses the value with a reason
+                self.report_exception("coerce_parameters", exc)
+                out.append(p)
+        return out
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         infer_changes = {}
@@ -321,23 +238,24 @@ class InstasegNode(LifecycleNode):
                     successful=False,
                     reason=f"{p.name} cannot change while active: deactivate, set it, activate",
                 )
-            reason = self._check_value(p.name, p.value, p.type_)
+            known = self._seg.class_names if self._seg is not None else None
+            reason = check(p.name, p.value, p.type_, known)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-            if p.name in _INFER_KEYS:
-                infer_changes[p.name] = _class_filter(p.value) if p.name == "class_filter" else p.value
+            if p.name in INFER_KEYS:
+                infer_changes[p.name] = class_filter_names(p.value) if p.name == "class_filter" else p.value
         if infer_changes:
             try:
                 self._infer.updated(**infer_changes)
-            except ValueError as e:
+            except (ValueError, TypeError) as e:
                 return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
-        changes = {p.name: p.value for p in params if p.name in _INFER_KEYS}
+        changes = {p.name: p.value for p in params if p.name in INFER_KEYS}
         if changes:
             if "class_filter" in changes:
-                changes["class_filter"] = _class_filter(changes["class_filter"])
+                changes["class_filter"] = class_filter_names(changes["class_filter"])
             self._infer = self._infer.updated(**changes)
         if self._worker is not None and any(p.name == "max_rate" for p in params):
             self._worker.max_rate = float(self._value("max_rate"))
@@ -355,62 +273,68 @@ class InstasegNode(LifecycleNode):
             nms_threshold=float(self._value("nms_threshold")),
             mask_threshold=float(self._value("mask_threshold")),
             top_k=int(self._value("top_k")),
-            class_filter=_class_filter(self._value("class_filter")),
+            class_filter=class_filter_names(self._value("class_filter")),
             cross_class_nms=bool(self._value("cross_class_nms")),
         )
 
     # ------------------------------------------------------------------ lifecycle
+    def _load(self) -> Segmenter:
+        """Validate the model parameters and load the model (raises on any problem)."""
+        from instaseg_ros.core.resources import resolve_path
+        from instaseg_ros.models.loading import load_model, resolve_device
+
+        for spec in PARAMS:
+            param = self.get_parameter(spec.name)
+            if param.type_ == Parameter.Type.NOT_SET:  # class_filter's default: keep all classes
+                continue
+            reason = check(spec.name, param.value, param.type_)
+            if reason:
+                raise ValueError(reason)
+        infer = self._read_infer_params()
+        weights = self._value("model.weights")
+        config_path = resolve_path(self._value("model.config")) if self._value("model.config") else ""
+        config = _config_with_input_size(config_path, int(self._value("model.input_size")))
+        if not weights:
+            self.get_logger().warning(
+                "model.weights is empty: using a RANDOMLY INITIALISED model (tests only)"
+            )
+        if int(self._value("num_threads")) > 0:
+            import torch
+
+            torch.set_num_threads(int(self._value("num_threads")))
+        seg = load_model(
+            self._value("model.family"),
+            weights or None,
+            config,
+            backend=self._value("backend"),
+            device=resolve_device(self._value("device")),
+            precision=self._value("precision"),
+            params=infer,
+        )
+        unknown = [c for c in infer.class_filter if c not in seg.class_names]
+        if unknown:
+            raise ValueError(
+                f"class_filter names unknown classes {unknown}; the model knows {seg.class_names}"
+            )
+        seg.segment([np.zeros((64, 64, 3), np.uint8)], infer)  # warm-up: the first real frame is not slow
+        self._infer = infer
+        return seg
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         family, weights = self._value("model.family"), self._value("model.weights")
+        t0 = time.monotonic()
         try:
-            for name in (
-                "backend",
-                "precision",
-                "device",
-                "input_transport",
-                "qos_reliability",
-                "class_id_format",
-            ):
-                reason = self._check_value(name, self._value(name), Parameter.Type.STRING)
-                if reason:
-                    raise ValueError(reason)
-            infer = self._read_infer_params()
-            device = resolve_device(self._value("device"))
-            weights = resolve_path(weights) if weights else ""
-            config_path = resolve_path(self._value("model.config")) if self._value("model.config") else ""
-            config = _config_with_input_size(config_path, int(self._value("model.input_size")))
-            if not weights:
-                self.get_logger().warning(
-                    "model.weights is empty: using a RANDOMLY INITIALISED model (tests only)"
-                )
-            if int(self._value("num_threads")) > 0:
-                import torch
-
-                torch.set_num_threads(int(self._value("num_threads")))
-            t0 = time.monotonic()
-            seg = load_segmenter(
-                self._value("backend"),
-                family,
-                weights or None,
-                config,
-                device,
-                self._value("precision"),
-                infer,
-            )
-            unknown = [c for c in infer.class_filter if c not in seg.class_names]
-            if unknown:
-                raise ValueError(
-                    f"class_filter names unknown classes {unknown}; the model knows {seg.class_names}"
-                )
-            seg.segment([np.zeros((64, 64, 3), np.uint8)], infer)  # warm-up: first real frame is not slow
+            seg = self._load()
         except Exception as e:  # noqa: BLE001 - any load failure leaves the node unconfigured, alive
             self._configure_error = (
                 f"configure failed: cannot load {family!r} model from weights={weights!r}: {e}"
             )
             self._problems.append(self._configure_error)
             self.get_logger().error(self._configure_error)
+            self.get_logger().debug("".join(traceback.format_exception(type(e), e, e.__traceback__)))
             return TransitionCallbackReturn.FAILURE
-        self._seg, self._infer, self._configure_error = seg, infer, ""
+        self._seg, self._configure_error = seg, ""
+        conv.quiet_decoders()
         out_qos = QoSProfile(
             depth=2, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
         )
@@ -443,33 +367,49 @@ class InstasegNode(LifecycleNode):
             return explicit
         return self.resolve_topic_name("image") + "/compressed"
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        compressed = self._value("input_transport") == "compressed"
-        reliability = (
-            ReliabilityPolicy.RELIABLE
-            if self._value("qos_reliability") == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT
-        )
-        qos = QoSProfile(
-            depth=1,
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=reliability,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        ret = super().on_activate(state)  # activates the lifecycle publishers
-        if ret != TransitionCallbackReturn.SUCCESS:
-            return ret
-        self._publish_label_info()
+    def _start_worker(self) -> None:
         self._worker = LatestFrameWorker(
             self._process,
             self._stats,
             max_rate=float(self._value("max_rate")),
-            on_error=self._on_worker_error,
+            on_error=lambda exc: self.report_exception("inference", exc),
         ).start()
-        self._input_topic = self._input_topic_name(compressed)
-        msg_type, callback = (CompressedImage, self._on_compressed) if compressed else (Image, self._on_image)
-        self._sub = self.create_subscription(msg_type, self._input_topic, callback, qos)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            compressed = self._value("input_transport") == "compressed"
+            reliability = (
+                ReliabilityPolicy.RELIABLE
+                if self._value("qos_reliability") == "reliable"
+                else ReliabilityPolicy.BEST_EFFORT
+            )
+            qos = QoSProfile(
+                depth=1,
+                history=HistoryPolicy.KEEP_LAST,
+                reliability=reliability,
+                durability=DurabilityPolicy.VOLATILE,
+            )
+            ret = super().on_activate(state)  # activates the lifecycle publishers
+            if ret != TransitionCallbackReturn.SUCCESS:
+                return ret
+            self._publish_label_info()
+            self._start_worker()
+            self._input_topic = self._input_topic_name(compressed)
+            msg_type, callback = (
+                (CompressedImage, self._on_compressed) if compressed else (Image, self._on_image)
+            )
+            self._sub = self.create_subscription(msg_type, self._input_topic, self._guarded(callback), qos)
+        except Exception as exc:  # noqa: BLE001
+            self.report_exception("activate", exc)
+            self._stop_input()
+            return TransitionCallbackReturn.FAILURE
         self._state = "active"
+        self._active_since, self._matched_since = time.monotonic(), None
+        if compressed and not conv.strict_jpeg_available():
+            self.get_logger().warning(
+                "simplejpeg is not installed: a truncated JPEG closed with an end marker decodes to grey "
+                "instead of being rejected (pip install simplejpeg)"
+            )
         self.get_logger().info(
             f"active: {'CompressedImage' if compressed else 'Image'} on {self._input_topic} "
             f"({self._value('qos_reliability')}, keep last 1)"
@@ -482,7 +422,7 @@ class InstasegNode(LifecycleNode):
             self._sub = None
         if self._worker is not None:
             if not self._worker.stop(timeout=30.0):
-                self.get_logger().error("worker thread did not stop within 30 s")
+                self.get_logger().warning("worker thread did not stop within 30 s")
             self._worker = None
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -519,49 +459,61 @@ class InstasegNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------ frames
-    def _log_throttled(self, text: str, kind: str, period: float = 2.0) -> None:
-        """Error log at most once per ``period`` seconds for each ``kind`` of problem."""
-        now = time.monotonic()
-        if now - self._last_logged.get(kind, -float("inf")) >= period:
-            self._last_logged[kind] = now
-            self.get_logger().error(text)
-
     def _reject(self, reason: str) -> None:
         self._stats.count("rejected")
         if len(self._problems) < 100:
             self._problems.append(f"rejected frame: {reason}")
         kind = re.sub(r"[\d'\"].*", "", reason)  # the reason's wording up to its first number or quote
         self._log_throttled(
-            f"rejected frame on {self._input_topic}: {reason} ({self._stats.rejected} rejected so far)", kind
+            f"rejected frame on {self._input_topic}: {reason} ({self._stats.rejected} rejected so far)",
+            kind,
+            level="warning",
         )
 
-    def _on_worker_error(self, exc: BaseException) -> None:
-        if len(self._problems) < 100:
-            self._problems.append(f"inference error: {type(exc).__name__}: {exc}")
-        self._log_throttled(f"inference failed: {type(exc).__name__}: {exc}", type(exc).__name__)
+    def _check_raw(self, msg: Image) -> np.ndarray:
+        pixels = conv.image_to_numpy(msg)
+        conv.check_size(int(msg.width), int(msg.height), int(self._value("max_input_pixels")))
+        return pixels
+
+    def _check_compressed(self, msg: CompressedImage) -> conv.CompressedInfo:
+        info = conv.check_compressed(msg, int(self._value("max_input_pixels")))
+        conv.check_size(info.width, info.height, what=f"{info.kind.upper()} image")
+        return info
+
+    @staticmethod
+    def _decode_raw(msg: Image, pixels: np.ndarray) -> np.ndarray:
+        return conv.to_bgr8(pixels, msg.encoding)
+
+    @staticmethod
+    def _decode_compressed(msg: CompressedImage, info: conv.CompressedInfo) -> np.ndarray:
+        return conv.compressed_to_bgr8(msg, info)
 
     def _on_image(self, msg: Image) -> None:
-        self._admit(msg, conv.image_to_numpy, _decode_raw)
+        self._admit(msg, self._check_raw, self._decode_raw)
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._admit(msg, conv.check_compressed, _decode_compressed)
+        self._admit(msg, self._check_compressed, self._decode_compressed)
 
-    def _admit(self, msg, check, decode) -> None:
-        """Subscription callback: count, run the cheap ``check`` (a ValueError rejects the frame) and
-        hand the frame to the worker, which runs ``decode(msg, checked)``."""
+    def _admit(self, msg, check_msg, decode) -> None:
+        """Subscription callback: count, run the cheap ``check_msg`` (a ValueError rejects the frame:
+        nothing is decoded or allocated) and hand the frame to the worker, which runs ``decode``."""
         received = time.monotonic()
+        self._last_received = received
         self._stats.count("received")
         try:
-            checked = check(msg)
+            checked = check_msg(msg)
         except ValueError as e:
             self._reject(str(e))
             return
         worker = self._worker
         if worker is not None:
-            worker.submit((msg, decode, checked, received), key=_stamp_ns(msg.header))
+            worker.submit((msg, decode, checked, received), key=stamp_ns(msg.header))
 
     def _process(self, frame: tuple) -> None:
-        """Worker thread: decode, segment, publish every output with the input header."""
+        """Worker thread: decode, segment, publish every output with the input header.
+
+        One step per line: a tracker or a 3D step is one more call between ``_segment`` and the
+        publishing (each takes and returns the frame's ``Instances``)."""
         msg, decode, checked, received = frame
         seg, infer, pubs = self._seg, self._infer, self._pubs
         if seg is None or not pubs:
@@ -571,20 +523,30 @@ class InstasegNode(LifecycleNode):
         except ValueError as e:
             self._reject(str(e))
             return
+        header = msg.header
+        inst, inference_s = self._segment(seg, image, infer)
+        out = self._publish_2d(pubs, inst, header)
+        self._stats.record_processed(time.monotonic() - received, inference_s, key=stamp_ns(header))
+        debug = pubs["debug_image"]
+        if self._value("debug_image") and debug.get_subscription_count() > 0:
+            self._publish_debug(debug, image, out.instances, header)
+
+    @staticmethod
+    def _segment(seg: Segmenter, image: np.ndarray, infer: InferenceParams):
+        """image: [H, W, 3] uint8 BGR -> (Instances at input resolution, inference seconds)."""
         t0 = time.perf_counter()
         inst = seg.segment([image], infer)[0]
-        inference_s = time.perf_counter() - t0
+        return inst, time.perf_counter() - t0
+
+    def _publish_2d(self, pubs: dict, inst, header) -> conv.Rendered:
+        """~/instance_mask, ~/semantic_mask and ~/detections for ``inst``, all with ``header``."""
         out = conv.render_outputs(inst)
-        header = msg.header
         pubs["instance_mask"].publish(conv.numpy_to_image(out.instance_ids, "mono16", header))
         pubs["semantic_mask"].publish(conv.numpy_to_image(out.semantic, "mono8", header))
         pubs["detections"].publish(
             conv.instances_to_detections(out.source, header, self._value("class_id_format"), keep=out.keep)
         )
-        self._stats.record_processed(time.monotonic() - received, inference_s, key=_stamp_ns(header))
-        debug = pubs["debug_image"]
-        if self._value("debug_image") and debug.get_subscription_count() > 0:
-            self._publish_debug(debug, image, out.instances, header)
+        return out
 
     def _publish_debug(self, pub, image, inst, header) -> None:
         if self._draw is None:
@@ -592,6 +554,53 @@ class InstasegNode(LifecycleNode):
 
             self._draw = draw_instances
         pub.publish(conv.numpy_to_image(self._draw(image, inst), "bgr8", header))
+
+    # ------------------------------------------------------------------ watchdog
+    def _watch(self) -> None:
+        """Once a second: replace a dead worker, warn about silent input and about a duplicate name."""
+        now = time.monotonic()
+        worker = self._worker
+        if worker is not None and worker.dead() and self._state == "active":
+            exc = worker.failure or RuntimeError("worker thread ended")
+            self.report_exception("worker thread", exc)
+            self.get_logger().error("the worker thread died; starting a new one")
+            self._start_worker()
+        if self._state == "active" and self._sub is not None:
+            self._check_input_silence(now)
+        self._check_duplicate_name()
+
+    def _check_input_silence(self, now: float) -> None:
+        publishers = self.count_publishers(self._input_topic)
+        if publishers == 0:
+            self._matched_since = None
+            return
+        if self._matched_since is None:
+            self._matched_since = now
+        silent = now - max(self._last_received, self._matched_since, self._active_since)
+        if silent < NO_DATA_WARN_S:
+            return
+        profile = os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE", "")
+        text = (
+            f"no image received on {self._input_topic} for {silent:.0f} s although {publishers} "
+            f"publisher(s) are matched. Likely cause: Fast DDS's default shared-memory segment (512 KiB) "
+            f"is smaller than one image, so large messages are lost between processes. Set "
+            f"FASTRTPS_DEFAULT_PROFILES_FILE={_profile_path()} in every process of the pipeline (camera "
+            f"driver included) or use qos_reliability:=reliable"
+            + (f" (this node uses {profile})" if profile else "")
+        )
+        self._problems.append(text)
+        self._log_throttled(text, "no-data", period=30.0, level="warning")
+
+    def _check_duplicate_name(self) -> None:
+        me = (self.get_name(), self.get_namespace())
+        count = sum(1 for entry in self.get_node_names_and_namespaces() if tuple(entry[:2]) == me)
+        if count > 1:
+            text = (
+                f"{count} nodes are named {self.get_fully_qualified_name()}: each publishes every output "
+                f"and services and parameters are ambiguous; give each node its own name or namespace"
+            )
+            self._problems.append(text)
+            self._log_throttled(text, "duplicate-name", period=30.0, level="warning")
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -607,10 +616,12 @@ class InstasegNode(LifecycleNode):
             "input_transport": self._value("input_transport"),
         }
         problems, self._problems = self._problems, []
+        errors, self._errors = self._errors, []
         if self._configure_error and self._state == "unconfigured":
             problems = [self._configure_error]
         # identical reasons once each, newest last, so a barrage stays readable
         problems = list(dict.fromkeys(problems))[-3:]
+        errors = list(dict.fromkeys(errors))[-3:]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [
@@ -620,6 +631,7 @@ class InstasegNode(LifecycleNode):
                 info,
                 problems,
                 hardware_id=str(info["device"]),
+                errors=errors,
             )
         ]
         self._diag_pub.publish(arr)
@@ -629,26 +641,63 @@ class InstasegNode(LifecycleNode):
         super().destroy_node()
 
 
+class _Interrupted(BaseException):
+    """Raised by the signal handler to abandon a blocking start-up step (loading a model)."""
+
+
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``instaseg_node`` (``ros2 run instaseg_ros instaseg_node``)."""
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = InstasegNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    """Entry point of ``instaseg_node`` (``ros2 run instaseg_ros instaseg_node``).
+
+    Spins one callback at a time: an exception that escapes a callback (ours are guarded; rclpy's
+    own handlers are not) is reported and the node keeps spinning. SIGINT and SIGTERM stop the loop,
+    or abandon an autostart configure, and the process exits 0.
+    """
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = {"requested": False, "interruptible": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["requested"] = True
+        if stop["interruptible"]:
+            stop["interruptible"] = False
+            raise _Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    node = executor = None
     try:
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                node.trigger_activate()
-            else:
-                node.get_logger().error("autostart: configure failed; the node stays unconfigured")
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        node = InstasegNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        if node.get_parameter("autostart").value and not stop["requested"]:
+            stop["interruptible"] = True
+            try:
+                if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop["requested"]:
+                    node.trigger_activate()
+                elif not stop["requested"]:
+                    node.get_logger().error("autostart: configure failed; the node stays unconfigured")
+            finally:
+                stop["interruptible"] = False
+        while not stop["requested"] and rclpy.ok():
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except (KeyboardInterrupt, ExternalShutdownException):
+                break
+            except Exception as exc:  # noqa: BLE001 - e.g. from rclpy's own service handlers
+                node.report_exception("executor", exc)
+    except (_Interrupted, KeyboardInterrupt):
+        if node is not None:
+            node.get_logger().info("interrupted during start-up: shutting down")
     finally:
-        node.destroy_node()
-        executor.shutdown()
+        stop["interruptible"] = False
+        if node is not None:
+            node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
         if rclpy.ok():
             rclpy.shutdown()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     return 0
 
 

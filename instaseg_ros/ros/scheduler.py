@@ -121,7 +121,15 @@ class LatestFrameWorker:
             back (bag loop, clock reset) is accepted as a new time line. Key 0 = unknown,
             never stale.
         on_error: ``on_error(exc)`` for exceptions raised by ``process``.
+        clock: monotonic clock in seconds (injectable for tests).
+
+    The thread survives anything ``process`` raises. Should the loop itself fail, the thread ends
+    with :attr:`failure` set and :meth:`dead` true, so that its owner can report it and start a new
+    worker; waits for ``max_rate`` are taken in slices of at most :data:`MAX_WAIT_S`, so no rate can
+    overflow ``Condition.wait``.
     """
+
+    MAX_WAIT_S = 1.0
 
     def __init__(
         self,
@@ -131,6 +139,7 @@ class LatestFrameWorker:
         stale_window_ns: int = 1_000_000_000,
         on_error: Callable[[BaseException], None] | None = None,
         name: str = "instaseg-worker",
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._process = process
         self.stats = stats
@@ -143,6 +152,8 @@ class LatestFrameWorker:
         self._last_key = 0
         self._last_start = -float("inf")
         self._busy = False
+        self._clock = clock
+        self.failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -151,8 +162,8 @@ class LatestFrameWorker:
 
     @max_rate.setter
     def max_rate(self, value: float) -> None:
-        if value < 0:
-            raise ValueError(f"max_rate must be >= 0 (0 = unlimited), got {value}")
+        if not value >= 0 or value == float("inf"):
+            raise ValueError(f"max_rate must be finite and >= 0 (0 = unlimited), got {value}")
         with self._cond:
             self._max_rate = float(value)
             self._cond.notify_all()
@@ -170,6 +181,10 @@ class LatestFrameWorker:
         if replaced:
             self.stats.count("dropped")
         return replaced
+
+    def dead(self) -> bool:
+        """True when the thread was started and ended without being asked to stop."""
+        return self._thread.ident is not None and not self._thread.is_alive() and not self._stop
 
     def idle(self) -> bool:
         """True when nothing is waiting and nothing is being processed."""
@@ -192,21 +207,26 @@ class LatestFrameWorker:
                 if self._stop:
                     return None
                 if self._pending is not None:
-                    wait = (
-                        self._last_start + 1.0 / self._max_rate - time.monotonic()
-                        if self._max_rate > 0
-                        else 0
-                    )
+                    now = self._clock()
+                    wait = self._last_start + 1.0 / self._max_rate - now if self._max_rate > 0 else 0
                     if wait <= 0:
                         item, self._pending = self._pending, None
-                        self._last_start = time.monotonic()
+                        self._last_start = now
                         self._busy = True
                         return item
-                    self._cond.wait(wait)
+                    self._cond.wait(min(wait, self.MAX_WAIT_S))
                 else:
                     self._cond.wait()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the owner's watchdog (see dead())
+            self.failure = exc
+            with self._cond:
+                self._busy = False
+
+    def _loop(self) -> None:
         while True:
             taken = self._take()
             if taken is None:

@@ -1,0 +1,224 @@
+"""The node's declared parameters (one :class:`ParamSpec` table) and their validation.
+
+Every value a parameter can take passes :func:`check` before the node uses it, at start-up (``-p``,
+``--params-file``) and at run time (``ros2 param set``): the node applies start-up overrides through the
+same ``set_parameters`` path as the SetParameters service, so a bad ``-p`` is refused with the same
+message and the default is kept. rclpy's descriptor checks (type, range, read-only) run first; this
+module adds what a descriptor cannot say (choices, a finite float, ``max_rate`` of 0 or at least
+:data:`MIN_RATE_HZ`, the class filter's type and names, the device syntax).
+
+Imports no torch and no model code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.parameter import Parameter
+
+# = instaseg_ros.models.loading.BACKENDS (not imported here: the ROS layer loads model code in configure)
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+# When a parameter may change: at any time, while not active (applied on activate),
+# while unconfigured (applied on configure), or never after start-up.
+RUNTIME, INACTIVE, UNCONFIGURED, READ_ONLY = "runtime", "inactive", "unconfigured", "read-only"
+
+MIN_RATE_HZ = 0.01
+"""The smallest non-zero ``max_rate``: one frame per 100 s (the worker waits at most that long)."""
+DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
+OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared parameter: default, when it may change, description and allowed values."""
+
+    name: str
+    default: Any
+    phase: str
+    description: str
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def is_float(self) -> bool:
+        return isinstance(self.default, float)
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("model.family", "yolact", UNCONFIGURED, "model family (yolact, yolo_fcn, ...)"),
+    ParamSpec("model.weights", "", UNCONFIGURED, "checkpoint file; empty = random weights (testing only)"),
+    ParamSpec("model.config", "", UNCONFIGURED, "model config YAML; empty = the checkpoint's own"),
+    ParamSpec(
+        "model.input_size", 0, UNCONFIGURED, "network input side in pixels; 0 = model default", (0, 4096)
+    ),
+    ParamSpec("backend", "torch", UNCONFIGURED, "inference backend", choices=BACKENDS),
+    ParamSpec("device", "auto", UNCONFIGURED, "auto (CUDA when available), cpu, cuda or cuda:N"),
+    ParamSpec("precision", "fp32", UNCONFIGURED, "fp32 or fp16 (CUDA only)", choices=("fp32", "fp16")),
+    ParamSpec("num_threads", 0, UNCONFIGURED, "CPU inference threads; 0 = PyTorch's default", (0, 256)),
+    ParamSpec("score_threshold", 0.3, RUNTIME, "drop instances scoring below this", (0.0, 1.0)),
+    ParamSpec(
+        "nms_threshold", 0.5, RUNTIME, "box IoU above which the lower score is suppressed", (0.01, 1.0)
+    ),
+    ParamSpec(
+        "mask_threshold", 0.5, RUNTIME, "mask probability above which a pixel is foreground", (0.01, 0.99)
+    ),
+    ParamSpec("top_k", 100, RUNTIME, "keep at most this many instances per image", (1, 1000)),
+    ParamSpec("class_filter", None, RUNTIME, "class names to keep (string array); empty = all"),
+    ParamSpec("cross_class_nms", False, RUNTIME, "suppress overlapping boxes across classes"),
+    ParamSpec(
+        "class_id_format",
+        "name",
+        RUNTIME,
+        "Detection2D class_id: class name or label_info index",
+        choices=("name", "index"),
+    ),
+    ParamSpec("debug_image", True, RUNTIME, "render ~/debug_image while someone subscribes"),
+    ParamSpec(
+        "max_rate",
+        0.0,
+        RUNTIME,
+        f"process at most this many frames per second; 0 = unlimited, else >= {MIN_RATE_HZ}",
+        (0.0, 1000.0),
+    ),
+    ParamSpec(
+        "max_input_pixels",
+        DEFAULT_MAX_INPUT_PIXELS,
+        RUNTIME,
+        "refuse images with more pixels (width*height; compressed: read from the header before decoding)",
+        (64 * 64, OPENCV_MAX_PIXELS),
+    ),
+    ParamSpec(
+        "input_transport",
+        "raw",
+        INACTIVE,
+        "raw (image) or compressed (image/compressed)",
+        choices=("raw", "compressed"),
+    ),
+    ParamSpec(
+        "qos_reliability",
+        "best_effort",
+        INACTIVE,
+        "input QoS reliability (keep last 1)",
+        choices=("best_effort", "reliable"),
+    ),
+    ParamSpec("autostart", True, READ_ONLY, "configure and activate at start-up"),
+    ParamSpec("diagnostics_period", 1.0, READ_ONLY, "seconds between /diagnostics messages", (0.1, 60.0)),
+)
+SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+INFER_KEYS = (
+    "score_threshold",
+    "nms_threshold",
+    "mask_threshold",
+    "top_k",
+    "class_filter",
+    "cross_class_nms",
+)
+
+
+def descriptor(spec: ParamSpec, read_only: bool | None = None) -> ParameterDescriptor:
+    """The ROS descriptor of ``spec`` (``read_only`` overrides the phase's, for start-up overrides)."""
+    d = ParameterDescriptor(
+        description=f"{spec.description} [changes: {spec.phase}]",
+        read_only=spec.phase == READ_ONLY if read_only is None else read_only,
+    )
+    if spec.default is not None:
+        d.type = Parameter.Type.from_parameter_value(spec.default).value
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.range is not None:
+        lo, hi = spec.range
+        if spec.is_float:
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        else:
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    if spec.name == "class_filter":
+        # an empty list has no ROS type, so the filter is dynamically typed and checked in check()
+        d.dynamic_typing = True
+        d.additional_constraints = (
+            "string array of class names known to the model ('person' alone = ['person']); [] = all"
+        )
+    return d
+
+
+def class_filter_names(value: Any) -> list[str]:
+    """A ``class_filter`` value -> class names: a string is one name ("" = none), a string array its
+    non-empty items; None or any empty array = [] (keep all). Other types raise ``TypeError``."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, (bytes, bytearray, bool, int, float)):
+        raise TypeError(f"class_filter must be a string array of class names, got {type(value).__name__}")
+    if isinstance(value, Sequence) or hasattr(value, "__len__"):
+        items = list(value)
+        if not items:
+            return []
+        if not all(isinstance(v, str) for v in items):
+            raise TypeError(
+                "class_filter must be a string array of class names, got an array of "
+                f"{type(items[0]).__name__}"
+            )
+        return [v.strip() for v in items if v.strip()]
+    raise TypeError(f"class_filter must be a string array of class names, got {type(value).__name__}")
+
+
+def check(name: str, value: Any, ptype: Parameter.Type, class_names: Sequence[str] | None = None) -> str:
+    """'' when ``value`` (of ROS type ``ptype``) is valid for parameter ``name``, else the reason.
+
+    ``class_names``: the loaded model's classes, against which ``class_filter`` is checked (None while
+    no model is loaded: the names are checked at configure).
+    """
+    spec = SPECS[name]
+    if name == "class_filter":
+        if ptype == Parameter.Type.NOT_SET:
+            return "class_filter cannot be unset; set [] to keep all classes"
+        if ptype not in (Parameter.Type.STRING_ARRAY, Parameter.Type.STRING) and value is not None:
+            try:
+                empty = len(value) == 0
+            except TypeError:
+                empty = False
+            if not empty:
+                return f"class_filter must be a string array of class names, got {ptype.name}"
+        try:
+            names = class_filter_names(value)
+        except TypeError as e:
+            return str(e)
+        unknown = [c for c in names if class_names is not None and c not in class_names]
+        if unknown:
+            return f"class_filter names unknown classes {unknown}; the model knows {list(class_names)}"
+        return ""
+    if spec.choices and value not in spec.choices:
+        return f"{name}={value!r} is not one of {list(spec.choices)}"
+    if spec.is_float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return f"{name} must be a number, got {type(value).__name__}"
+        if not math.isfinite(value):
+            return f"{name}={value} is not a finite number"
+        if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+            return f"{name}={value} is outside [{spec.range[0]}, {spec.range[1]}]"
+    if name == "max_rate" and 0 < value < MIN_RATE_HZ:
+        return f"max_rate={value} is too small: use 0 (unlimited) or at least {MIN_RATE_HZ} frames/s"
+    if name == "device":
+        dev = str(value).strip().lower()
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            return f"device={value!r}: use auto, cpu, cuda or cuda:N"
+    return ""
+
+
+def coerce(name: str, param: Parameter) -> Parameter:
+    """What the node stores for ``param``: an integer for a float parameter becomes a float
+    (``-p score_threshold:=1``) and a single string for ``class_filter`` a one-name array
+    (``-p class_filter:=person``). Anything else is returned unchanged for :func:`check` to judge."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return param
+    if spec.is_float and param.type_ == Parameter.Type.INTEGER:
+        return Parameter(name, Parameter.Type.DOUBLE, float(param.value))
+    if name == "class_filter" and param.type_ == Parameter.Type.STRING:
+        return Parameter(name, Parameter.Type.STRING_ARRAY, class_filter_names(param.value))
+    return param
