@@ -16,8 +16,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = json.loads((ROOT / "test" / "fixtures" / "rosdep_keys_jazzy_humble.json").read_text())
 # Every REP 149 (format 3) element whose text is a rosdep key.
-DEPEND_TAGS = ("depend", "build_depend", "build_export_depend", "buildtool_depend", "buildtool_export_depend",
-               "exec_depend", "test_depend", "doc_depend")
+DEPEND_TAGS = (
+    "depend",
+    "build_depend",
+    "build_export_depend",
+    "buildtool_depend",
+    "buildtool_export_depend",
+    "exec_depend",
+    "test_depend",
+    "doc_depend",
+)
 
 
 def package_keys() -> list[tuple[str, str]]:

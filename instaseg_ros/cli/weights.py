@@ -115,15 +115,23 @@ def run_download(args: argparse.Namespace) -> int:
         "size": f"size verified ({result.size} bytes; no checksum is published)",
         "none": "no checksum or exact size is published: nothing to verify against",
     }[result.verified]
-    state = "already downloaded" if result.already_present else (
-        f"resumed at {result.resumed_from} bytes" if result.resumed_from else "downloaded")
+    state = (
+        "already downloaded"
+        if result.already_present
+        else (f"resumed at {result.resumed_from} bytes" if result.resumed_from else "downloaded")
+    )
     print(f"{result.path}  ({state}, {result.size} bytes, {how})")
     print(f"  sha256 {result.sha256}")
     if entry.loadable:
-        params = "" if entry.params_file == "config/yolact.yaml" else (
-            f" params_file:=$(ros2 pkg prefix instaseg_ros)/share/instaseg_ros/{entry.params_file}")
-        print(f"  launch: ros2 launch instaseg_ros instaseg.launch.py image:=<topic>{params} "
-              f"weights:={result.path}")
+        params = (
+            ""
+            if entry.params_file == "config/yolact.yaml"
+            else (f" params_file:=$(ros2 pkg prefix instaseg_ros)/share/instaseg_ros/{entry.params_file}")
+        )
+        print(
+            f"  launch: ros2 launch instaseg_ros instaseg.launch.py image:=<topic>{params} "
+            f"weights:={result.path}"
+        )
         if entry.config_needed:
             print(f"  model.config: set it to {entry.config} in your copy of {entry.params_file}")
     if entry.notes:

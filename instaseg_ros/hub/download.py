@@ -112,8 +112,16 @@ def _open(url: str, offset: int, timeout: float):
         raise DownloadError(f"cannot reach {host}: {_reason(exc)} (no network?)") from None
 
 
-def download(url: str, dest: str | Path, *, sha256: str | None = None, size: int | None = None,
-             timeout: float = 30.0, progress: bool = True, chunk: int = CHUNK) -> DownloadResult:
+def download(
+    url: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    timeout: float = 30.0,
+    progress: bool = True,
+    chunk: int = CHUNK,
+) -> DownloadResult:
     """Download ``url`` to ``dest``, resuming a previous ``dest.part`` and verifying the result.
 
     Args:

@@ -29,18 +29,28 @@ def ros2_bag_problem(env: dict[str, str] | None = None, timeout: float = 30.0) -
     distro = _distro(environ)
     ros2 = shutil.which("ros2", path=environ.get("PATH", ""))
     if ros2 is None:
-        return (f"the `ros2` command is not on PATH (it comes from ros-{distro}-ros2cli, part of every ROS 2 "
-                f"install): source /opt/ros/{distro}/setup.bash")
+        return (
+            f"the `ros2` command is not on PATH (it comes from ros-{distro}-ros2cli, part of every ROS 2 "
+            f"install): source /opt/ros/{distro}/setup.bash"
+        )
     try:
-        out = subprocess.run([ros2, "bag", "--help"], env=environ, capture_output=True, text=True,
-                             timeout=timeout, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            [ros2, "bag", "--help"],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return f"`{ros2} bag --help` did not answer within {timeout:g} s"
     except OSError as exc:
         return f"`{ros2}` cannot be run: {exc.strerror or exc}"
     if out.returncode != 0:
-        return (f"`ros2 bag` is not available ({ros2} has no `bag` command): install ros-{distro}-rosbag2 "
-                f"(sudo apt install ros-{distro}-rosbag2)")
+        return (
+            f"`ros2 bag` is not available ({ros2} has no `bag` command): install ros-{distro}-rosbag2 "
+            f"(sudo apt install ros-{distro}-rosbag2)"
+        )
     return None
 
 
@@ -73,5 +83,7 @@ def player_exit_problem(returncode: int | None, shutting_down: bool) -> str | No
     """After ``ros2 bag play`` exits: a line when it failed on its own (the node would wait on /clock)."""
     if shutting_down or returncode in (0, None):
         return None
-    return (f"`ros2 bag play` exited with code {returncode} (its error is printed above); shutting down "
-            "instead of leaving the node waiting on /clock")
+    return (
+        f"`ros2 bag play` exited with code {returncode} (its error is printed above); shutting down "
+        "instead of leaving the node waiting on /clock"
+    )

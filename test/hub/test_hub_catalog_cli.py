@@ -132,7 +132,9 @@ def test_download_good_file_with_progress_bar(http_server, tmp_path: Path) -> No
     assert f"sha256 {hashlib.sha256(data).hexdigest()}" in out.stdout
     assert "ros2 launch instaseg_ros instaseg.launch.py" in out.stdout
     assert "yolact_resnet50_54_800000.pth:" in out.stderr and "100%" in out.stderr  # tqdm's bar on stderr
-    again = instaseg("weights", "download", "yolact_resnet50", "--dir", str(tmp_path), "--url", "http://0.0.0.0:9/")
+    again = instaseg(
+        "weights", "download", "yolact_resnet50", "--dir", str(tmp_path), "--url", "http://0.0.0.0:9/"
+    )
     assert again.returncode == 0 and "already downloaded" in again.stdout
 
 
@@ -159,7 +161,8 @@ def test_download_interrupted_then_resumed(http_server, tmp_path: Path) -> None:
     # the catalogue's exact size for yolov3-tiny.weights (35,434,956 bytes) is what this stand-in lacks:
     assert second.returncode == 1
     assert "size mismatch for yolov3-tiny.weights: expected 35434956 bytes, got 900000" in (
-        one_line_error(second))
+        one_line_error(second)
+    )
     assert http_server.requests[-1][1] == "bytes=250000-"
 
 
@@ -182,7 +185,9 @@ def test_download_without_server_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    out = instaseg("weights", "download", "yolov3", "--dir", str(tmp_path), "--url", f"http://127.0.0.1:{port}/")
+    out = instaseg(
+        "weights", "download", "yolov3", "--dir", str(tmp_path), "--url", f"http://127.0.0.1:{port}/"
+    )
     assert out.returncode == 1
     assert one_line_error(out).endswith(f"cannot reach 127.0.0.1:{port}: Connection refused (no network?)")
 

@@ -115,8 +115,9 @@ def test_server_without_range_support_restarts(http_server, tmp_path: Path) -> N
 def test_complete_part_file_is_finished_without_a_transfer(http_server, tmp_path: Path) -> None:
     http_server.files["w.pth"] = PAYLOAD
     (tmp_path / "a.pth.part").write_bytes(PAYLOAD)
-    result = download(http_server.url("w.pth"), tmp_path / "a.pth", sha256=SHA, size=len(PAYLOAD),
-                      progress=False)
+    result = download(
+        http_server.url("w.pth"), tmp_path / "a.pth", sha256=SHA, size=len(PAYLOAD), progress=False
+    )
     assert result.verified == "sha256" and http_server.requests == []
     # size unknown: the server answers 416 (nothing left after the last byte) and the file is checked
     (tmp_path / "b.pth.part").write_bytes(PAYLOAD)

@@ -114,6 +114,8 @@ def test_player_exit(returncode: int | None, shutting_down: bool, fails: bool) -
 
 def test_importable_without_launch() -> None:
     """The launch file imports this module before anything of launch runs: it must not need launch."""
-    code = ("import sys; sys.modules['launch'] = None; sys.modules['launch_ros'] = None; "
-            "sys.modules['rclpy'] = None; import instaseg_ros.ros.launch_checks")
+    code = (
+        "import sys; sys.modules['launch'] = None; sys.modules['launch_ros'] = None; "
+        "sys.modules['rclpy'] = None; import instaseg_ros.ros.launch_checks"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
