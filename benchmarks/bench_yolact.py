@@ -16,6 +16,12 @@ load average, which compare variants fairly when other jobs compete for the core
     python benchmarks/bench_yolact.py [--backbone resnet50] [--size 550] [--runs 10] [--threads 2]
     python benchmarks/bench_yolact.py --official /tmp/yolact_official
     python benchmarks/bench_yolact.py --device cuda --precisions fp32,fp16
+    python benchmarks/bench_yolact.py --plus --official /tmp/yolact_official   # YOLACT++ (DCNv2, re-scoring)
+
+For ``--plus`` the authors' ``dcn_v2`` extension must be importable; it does not build with current
+PyTorch, so the peer run puts a stand-in with the extension's parameters on ``PYTHONPATH`` (a
+``DCN`` subclass of :class:`instaseg_ros.ops.deform.ModulatedDeformConv2d`): the comparison then
+covers everything but the deformable-convolution kernel itself (torchvision's on both sides).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import torch
 
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter
+from instaseg_ros.ops.deform import ModulatedDeformConv2d
 from instaseg_ros.runtime.benchmark import machine_info
 
 
@@ -85,6 +92,12 @@ def decisive_random_model(cfg: YolactConfig, img: np.ndarray, seed: int = 0) -> 
             layer.weight.mul_(f)
             layer.bias.mul_(f)
         head.mask_layer.bias.add_(0.15)
+        for m in model.modules():  # YOLACT++: non-zero deformable offsets, a live re-scoring head
+            if isinstance(m, ModulatedDeformConv2d):
+                m.conv_offset_mask.weight.normal_(0.0, 0.01, generator=g)
+        if model.maskiou_net is not None:
+            last = model.maskiou_net.maskiou_net[-2]
+            last.bias.uniform_(0.4, 0.9, generator=g)
     return model
 
 
@@ -149,8 +162,34 @@ def ours_runner(seg: YolactSegmenter, img: np.ndarray, params: InferenceParams, 
     return once
 
 
+PLUS_CONFIGS = {"resnet50": "yolact_plus_resnet50_config", "resnet101": "yolact_plus_base_config"}
+
+
+def plus_config(backbone: str, size: int) -> YolactConfig:
+    """The authors' YOLACT++ settings: DCNv2 in stages 2-4 (R50: every block; R101: every third),
+    mask re-scoring, three octave anchor scales per level, non-square anchors."""
+    base = [s * size / 550 for s in (24, 48, 96, 192, 384)]
+    r50 = backbone == "resnet50"
+    return YolactConfig(
+        backbone=backbone,
+        input_size=size,
+        attention=False,
+        dcn_layers=[0, 4, 6 if r50 else 23, 3],
+        dcn_interval=1 if r50 else 3,
+        mask_rescoring=True,
+        square_anchors=False,
+        anchor_scales=[[b * 2 ** (j / 3) for j in range(3)] for b in base],
+    )
+
+
 def official_runner(
-    repo: str, backbone: str, state_dict: dict, img: np.ndarray, params: InferenceParams, timer: Timer
+    repo: str,
+    backbone: str,
+    state_dict: dict,
+    img: np.ndarray,
+    params: InferenceParams,
+    timer: Timer,
+    plus: bool = False,
 ):
     """The authors' pipeline as their eval.py runs it (Fast NMS, crop, score threshold)."""
     sys.path.insert(0, repo)
@@ -161,7 +200,7 @@ def official_runner(
         "resnet101": "yolact_base_config",
         "darknet53": "yolact_darknet53_config",
     }
-    set_cfg(names[backbone])
+    set_cfg(PLUS_CONFIGS[backbone] if plus else names[backbone])
     cfg.mask_proto_debug = False
     cfg.max_num_detections = params.top_k
     import yolact as official  # type: ignore[import-not-found]
@@ -185,6 +224,9 @@ def official_runner(
             cls, sc, bx, mk = postprocess(
                 preds, w, h, crop_masks=True, score_threshold=params.score_threshold
             )
+            if isinstance(sc, list):  # YOLACT++ re-scoring: [box scores, mask scores]; ours = mask scores
+                keep = sc[1] >= params.score_threshold
+                cls, sc, bx, mk = cls[keep], sc[1][keep], bx[keep], mk[keep]
             timer.wall.setdefault("e2e", []).append((time.perf_counter() - t) * 1000)
             timer.cpu.setdefault("e2e", []).append((time.process_time() - c) * 1000)
         order = sc.argsort(0, descending=True)[: params.top_k]
@@ -244,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default="optimized,plain")
     ap.add_argument("--score-threshold", type=float, default=0.05)
     ap.add_argument("--top-k", type=int, default=100)
+    ap.add_argument("--plus", action="store_true", help="YOLACT++ (DCNv2 backbone, mask re-scoring)")
     ap.add_argument("--official", default=None, help="path of a dbolya/yolact checkout to run as the peer")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/yolact_<...>.json)")
     args = ap.parse_args(argv)
@@ -252,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     load_start = list(os.getloadavg())
     w, h = (int(v) for v in args.image_size.lower().split("x"))
     img = test_image(w, h)
-    cfg = YolactConfig(backbone=args.backbone, input_size=args.size, attention=False)
+    if args.plus:
+        cfg = plus_config(args.backbone, args.size)
+    else:
+        cfg = YolactConfig(backbone=args.backbone, input_size=args.size, attention=False)
     model = decisive_random_model(cfg, img)
     params = InferenceParams(score_threshold=args.score_threshold, top_k=args.top_k)
     rows, runners = [], {}
@@ -274,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         timer = Timer("cpu")
         runners["authors' code fp32"] = (
-            official_runner(args.official, args.backbone, model.state_dict(), img, params, timer),
+            official_runner(
+                args.official, args.backbone, model.state_dict(), img, params, timer, args.plus
+            ),
             timer,
         )
     for fn, timer in runners.values():
@@ -329,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         "network_breakdown_optimized": breakdown,
     }
     out = Path(
-        args.out or f"benchmarks/results/yolact_{args.backbone}_{args.size}_{args.device}_b{args.batch}.json"
+        args.out
+        or f"benchmarks/results/yolact{'_plus' if args.plus else ''}_{args.backbone}_{args.size}_"
+        f"{args.device}_b{args.batch}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1))

@@ -9,10 +9,8 @@ import pytest
 import torch
 
 from instaseg_ros.core.labels import COCO_CLASSES
-from instaseg_ros.ops.paste import box_pixel_range
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.models import build_segmenter
-from instaseg_ros.models.yolo_fcn.fcn import save_fcn_checkpoint
 from instaseg_ros.models.yolo_fcn import (
     INDOOR_CLASSES,
     YoloFcnConfig,
@@ -20,6 +18,8 @@ from instaseg_ros.models.yolo_fcn import (
     build_yolo_fcn,
     letterbox,
 )
+from instaseg_ros.models.yolo_fcn.fcn import save_fcn_checkpoint
+from instaseg_ros.ops.paste import box_pixel_range
 from instaseg_ros.weights.darknet import save_darknet_weights
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,8 @@
 
 instaseg predict IMAGE_OR_DIR [...] --model yolact [--weights W] [--config C.yaml]
                  [--score-threshold 0.3] [--nms-threshold 0.5] [--top-k 100] [--classes a,b]
-                 [--cross-class-nms] [--device cpu] [--backend torch] [--precision fp32] [--out DIR] [--no-overlay]
+                 [--cross-class-nms] [--device cpu] [--backend torch] [--precision fp32]
+                 [--out DIR] [--no-overlay]
 
 Writes ``DIR/results.json`` (COCO results: bbox xywh and RLE masks in original-image pixels,
 ``category_id = class index + 1``), ``DIR/images.json`` (the COCO ``images`` and ``categories``

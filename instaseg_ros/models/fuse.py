@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from instaseg_ros.ops.deform import ModulatedDeformConv2d
+
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """Fold Conv2d+BatchNorm2d pairs of ``module`` (in place, eval mode) and return it."""
@@ -29,6 +31,9 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
         conv, bn = getattr(module, a), getattr(module, b)
         if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
             setattr(module, a, fuse_conv_bn_eval(conv, bn))
+            setattr(module, b, nn.Identity())
+        elif isinstance(conv, ModulatedDeformConv2d) and isinstance(bn, nn.BatchNorm2d):
+            conv.fold_batchnorm(bn)
             setattr(module, b, nn.Identity())
     return module
 

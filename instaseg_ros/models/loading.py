@@ -159,10 +159,5 @@ def _check_family(family: str, weights: str) -> None:
         kind = identify_weights(weights)
     except (ValueError, OSError) as e:
         raise ModelLoadError(f"model weights {weights!r}: {e}") from None
-    if kind.kind == "official_yolact_plus":
-        raise ModelLoadError(
-            f"{kind.detail} (YOLACT++ checkpoint: DCNv2 backbone and mask re-scoring head); this version "
-            f"loads YOLACT and YOLACT-SE checkpoints only"
-        )
     if kind.family and kind.family != family and family != "oracle":
         raise ModelLoadError(f"model weights {weights!r}: {kind.detail}, not a {family!r} model")

@@ -21,7 +21,7 @@ Pasting rules (:func:`paste_masks`), exact to the pixel:
 
 Overlaps are resolved afterwards by confidence (:func:`exclusive_masks`, which
 reuses :func:`instaseg_ros.core.masks.resolve_overlaps`): a pixel claimed by
-several instances goes to the highest-scoring one (seed 001, Fig. 4).
+several instances goes to the highest-scoring one (the YOLOv3 + FCN8s work, its Fig. 4).
 
 Cropping (:func:`crop_and_resize`, :func:`crop_masks`) uses the same
 half-pixel convention (``torchvision.ops.roi_align`` with ``aligned=True`` and

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from instaseg_ros.weights.identify import is_yolact_plus
+from instaseg_ros.ops.deform import dcn_uses
 from instaseg_ros.weights.torch_io import YOLACT_FORMAT, load_torch_file
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(
             f"{p}: not a YOLACT checkpoint (expected a state dict of tensors, got {type(obj).__name__})"
-        )
-    if is_yolact_plus(obj):
-        raise ValueError(
-            f"{p}: an official YOLACT++ checkpoint (DCNv2 offsets 'conv_offset_mask' in the backbone and the "
-            f"mask re-scoring head 'maskiou_net'); this version loads YOLACT and YOLACT-SE only"
         )
     missing = [k for k in REQUIRED_KEYS if k not in obj]
     if missing:
@@ -131,6 +126,7 @@ def infer_config_from_state_dict(
     m = re.search(r"im(\d{3,4})", name)
     input_size = int(m.group(1)) if m else 550
     downs = {int(k.split(".")[2]) for k in sd if k.startswith("fpn.downsample_layers.")}
+    plus = infer_yolact_plus(sd, num_anchors, input_size)
     return {
         "backbone": infer_backbone(sd),
         "num_classes": num_classes,
@@ -141,7 +137,60 @@ def infer_config_from_state_dict(
         "fpn_num_downsample": min(len(downs), 2) if downs else 0,
         "anchor_aspect_ratios": [1.0, 0.5, 2.0] if num_anchors == 3 else [1.0] * num_anchors,
         "square_anchors": True,
+        **plus,
     }
+
+
+# YOLACT++ anchors: three octave scales per level and aspect ratios 1, 1/2, 2 (non-square), 9 per cell
+PLUS_SCALE_STEPS = 3
+
+
+def infer_dcn_layout(sd: dict[str, torch.Tensor]) -> tuple[list[int], int]:
+    """(dcn_layers, dcn_interval) reproducing which bottlenecks hold DCNv2 (``conv2.conv_offset_mask``)."""
+    pat = re.compile(r"^backbone\.layers\.(\d)\.(\d+)\.conv2\.conv_offset_mask\.weight$")
+    used = [set() for _ in range(4)]
+    for k in sd:
+        if m := pat.match(k):
+            used[int(m.group(1))].add(int(m.group(2)))
+    if not any(used):
+        return [0, 0, 0, 0], 1
+    counts = [_count_blocks(sd, i) for i in range(4)]
+    for interval in range(1, max(counts) + 1):
+        layers = []
+        for stage, n in enumerate(counts):
+            fits = [
+                d for d in range(n + 1) if {i for i in range(n) if dcn_uses(i, n, d, interval)} == used[stage]
+            ]
+            if not fits:
+                break
+            layers.append(fits[0])
+        if len(layers) == 4:
+            return layers, interval
+    raise ValueError(
+        f"deformable convolutions in blocks {[sorted(u) for u in used]} match no dcn_layers/interval"
+    )
+
+
+def infer_yolact_plus(sd: dict[str, torch.Tensor], num_anchors: int, input_size: int) -> dict[str, Any]:
+    """The YOLACT++ settings of a state dict: DCN layout, mask re-scoring head, anchors (empty for YOLACT)."""
+    out: dict[str, Any] = {}
+    dcn_layers, dcn_interval = infer_dcn_layout(sd)
+    if any(dcn_layers):
+        out.update(dcn_layers=dcn_layers, dcn_interval=dcn_interval)
+    convs = sorted(
+        (k for k in sd if re.match(r"^maskiou_net\.maskiou_net\.\d+\.weight$", k)),
+        key=lambda k: int(k.split(".")[2]),
+    )
+    if convs:
+        out.update(mask_rescoring=True, maskiou_channels=[int(sd[k].shape[0]) for k in convs[:-1]])
+    if num_anchors == 3 * PLUS_SCALE_STEPS:
+        base = [s * input_size / 550 for s in (24, 48, 96, 192, 384)]
+        out.update(
+            anchor_scales=[[b * 2 ** (j / PLUS_SCALE_STEPS) for j in range(PLUS_SCALE_STEPS)] for b in base],
+            anchor_aspect_ratios=[1.0, 0.5, 2.0],
+            square_anchors=False,
+        )
+    return out
 
 
 def _is_attention(key: str) -> bool:
@@ -191,10 +240,19 @@ def load_state_dict_into(
             found = infer_backbone(sd)
         except ValueError as e:
             found = f"unknown ({e})"
-        problems.append(
-            f"wrong backbone: checkpoint backbone is {found}, config asks for "
-            f"{getattr(cfg, 'backbone', '?')}; offending keys e.g. {sorted(backbone_keys)[:6]}"
-        )
+        wanted = getattr(cfg, "backbone", "?")
+        if found == wanted:
+            problems.append(
+                f"backbone blocks differ: both are {found}, but the checkpoint's and the config's blocks do "
+                f"not match (deformable convolutions of YOLACT++ in one and not the other?); "
+                f"offending keys e.g. "
+                f"{sorted(backbone_keys)[:6]}"
+            )
+        else:
+            problems.append(
+                f"wrong backbone: checkpoint backbone is {found}, config asks for {wanted}; "
+                f"offending keys e.g. {sorted(backbone_keys)[:6]}"
+            )
     if missing:
         problems.append(f"missing keys ({len(missing)}): {missing[:10]}")
     if unexpected:

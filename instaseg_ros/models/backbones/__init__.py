@@ -15,10 +15,18 @@ from instaseg_ros.models.backbones.resnet import RESNET_SPECS, ResNetBackbone
 BACKBONES = [*RESNET_SPECS, "darknet53"]
 
 
-def build_backbone(name: str, attention: bool = False, attention_reduction: int = 16) -> nn.Module:
-    """Backbone by name: resnet18/34/50/101 or darknet53."""
+def build_backbone(
+    name: str,
+    attention: bool = False,
+    attention_reduction: int = 16,
+    dcn_layers: list[int] | tuple[int, ...] = (0, 0, 0, 0),
+    dcn_interval: int = 1,
+) -> nn.Module:
+    """Backbone by name: resnet18/34/50/101 (optionally with YOLACT++'s DCNv2 blocks) or darknet53."""
     if name in RESNET_SPECS:
-        return ResNetBackbone(name, attention=attention, attention_reduction=attention_reduction)
+        return ResNetBackbone(name, attention, attention_reduction, dcn_layers, dcn_interval)
+    if any(dcn_layers):
+        raise ValueError(f"deformable convolutions are only available in the ResNet backbones, not {name!r}")
     if name == "darknet53":
         return DarkNetBackbone(attention=attention, attention_reduction=attention_reduction)
     raise ValueError(f"unknown backbone {name!r}; known: {BACKBONES}")

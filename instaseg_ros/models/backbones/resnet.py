@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from instaseg_ros.models.attention import ChannelAttention
+from instaseg_ros.ops.deform import ModulatedDeformConv2d, dcn_uses
 
 RESNET_SPECS: dict[str, tuple[str, list[int]]] = {
     "resnet18": ("basic", [2, 2, 2, 2]),
@@ -51,11 +52,21 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        use_dcn: bool = False,
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        if use_dcn:  # YOLACT++: modulated deformable 3x3 (keys conv2.weight/bias/conv_offset_mask.*)
+            self.conv2 = ModulatedDeformConv2d(planes, planes, 3, stride=stride, padding=1)
+        else:
+            self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
@@ -77,16 +88,33 @@ class ResNetBackbone(nn.Module):
         name: one of ``RESNET_SPECS`` ("resnet18", "resnet34", "resnet50", "resnet101").
         attention: add a :class:`ChannelAttention` block after every stage (identity at init).
         attention_reduction: bottleneck ratio of the attention FCs.
+        dcn_layers: per stage, how many of the last blocks may use DCNv2 (YOLACT++: [0, 4, 6, 3]).
+        dcn_interval: of those, every ``dcn_interval``-th block does (YOLACT++: 3); the authors'
+            rule: block 0 iff ``dcn_layers >= blocks``, block i iff ``i + dcn_layers >= blocks``
+            and ``i % dcn_interval == 0``. Bottleneck ResNets only.
 
     Attributes:
         channels: output channels of the 4 stages, e.g. [256, 512, 1024, 2048] for ResNet-50.
     """
 
-    def __init__(self, name: str = "resnet50", attention: bool = False, attention_reduction: int = 16):
+    def __init__(
+        self,
+        name: str = "resnet50",
+        attention: bool = False,
+        attention_reduction: int = 16,
+        dcn_layers: tuple[int, ...] | list[int] = (0, 0, 0, 0),
+        dcn_interval: int = 1,
+    ):
         super().__init__()
         if name not in RESNET_SPECS:
             raise ValueError(f"unknown ResNet {name!r}; known: {sorted(RESNET_SPECS)}")
         kind, counts = RESNET_SPECS[name]
+        if len(dcn_layers) != 4 or dcn_interval < 1:
+            raise ValueError(
+                f"dcn_layers needs 4 entries and dcn_interval >= 1, got {dcn_layers}, {dcn_interval}"
+            )
+        if any(dcn_layers) and kind != "bottleneck":
+            raise ValueError(f"deformable convolutions need a bottleneck ResNet (resnet50/101), got {name!r}")
         base = RESNET_BASE_WIDTH.get(name, 64)
         block = Bottleneck if kind == "bottleneck" else BasicBlock
         self.name = name
@@ -105,8 +133,10 @@ class ResNetBackbone(nn.Module):
                 downsample = nn.Sequential(
                     nn.Conv2d(inplanes, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
                 )
-            blocks = [block(inplanes, planes, stride, downsample)]
-            blocks += [block(out, planes) for _ in range(1, n)]
+            dcn = [dcn_uses(i, n, dcn_layers[stage], dcn_interval) for i in range(n)]
+            extra = [{"use_dcn": True} if d else {} for d in dcn]
+            blocks = [block(inplanes, planes, stride, downsample, **extra[0])]
+            blocks += [block(out, planes, **extra[i]) for i in range(1, n)]
             self.layers.append(nn.Sequential(*blocks))
             self.channels.append(out)
             inplanes = out

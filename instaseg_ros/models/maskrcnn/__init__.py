@@ -1,7 +1,9 @@
 """Mask R-CNN through torchvision's implementation, behind the ``Segmenter`` interface.
 
 The network is torchvision's ``MaskRCNN`` (not rewritten here): ``maskrcnn_resnet50_fpn(weights=None,
-weights_backbone=None, num_classes=C+1)`` for the ResNet-50 FPN of seed 004, or the same detector on a
+weights_backbone=None, num_classes=C+1)`` for the ResNet-50 FPN of the Mask R-CNN fine-tuning
+work, or the same
+detector on a
 smaller ResNet-18/34 (or ResNet-101) FPN built by ``resnet_fpn_backbone`` for CPU use. Nothing is
 downloaded: every build starts from random weights and checkpoints are loaded by path.
 

@@ -46,7 +46,7 @@ def freeze_backbone(model: nn.Module, trainable_layers: int) -> None:
 
 
 def replace_heads(model: nn.Module, num_classes: int) -> nn.Module:
-    """Swap the box and mask predictors for new ones with ``num_classes`` (incl. background), as seed 004.
+    """New box and mask predictors for ``num_classes`` (incl. background), as the Mask R-CNN work does.
 
     Everything else (backbone, FPN, RPN, box head, mask head convolutions) keeps its weights.
     """

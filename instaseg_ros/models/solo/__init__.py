@@ -1,7 +1,8 @@
 """SOLOv2: segmenting objects by locations, with dynamic mask kernels and Matrix NMS (written here).
 
 Wang et al., "SOLO: Segmenting Objects by Locations" (2020) and "SOLOv2: Dynamic and Fast Instance
-Segmentation" (2020); seed 002 (ResNet-50 FPN, S x S grids per level, focal + dice losses).
+Segmentation" (2020); the SOLO write-up the package follows (ResNet-50 FPN, S x S grids per
+level, focal + dice losses).
 
 Configuration chosen, and why:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,13 @@ class YolactConfig(ConfigMixin):
         mean, std: per-channel BGR pixel statistics; None -> official ResNet values (Darknet: 0, 255).
         nms_top_k: candidates per class entering Fast NMS.
         mask_crop_padding: prototype pixels added around a box when cropping masks.
+        dcn_layers, dcn_interval: YOLACT++'s modulated deformable 3x3 convolutions (DCNv2) in the
+            ResNet bottlenecks (the authors' settings: [0, 4, 6, 3] and 3; see
+            :class:`~instaseg_ros.models.backbones.resnet.ResNetBackbone`). [0, 0, 0, 0] = YOLACT.
+        mask_rescoring: YOLACT++'s FastMaskIoUNet (``maskiou_net``): it predicts each mask's IoU from
+            the cropped prototype-resolution mask and the instance score becomes class score x
+            predicted IoU (the authors' ``rescore_mask``), so mask quality follows confidence.
+        maskiou_channels: widths of its stride-2 3x3 convolutions (the authors': 8, 16, 32, 64, 128).
     """
 
     backbone: str = "resnet50"
@@ -68,6 +76,10 @@ class YolactConfig(ConfigMixin):
     std: list[float] | None = None
     nms_top_k: int = 200
     mask_crop_padding: float = 1.0
+    dcn_layers: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    dcn_interval: int = 1
+    mask_rescoring: bool = False
+    maskiou_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -101,6 +113,19 @@ class YolactConfig(ConfigMixin):
             self.std = [255.0, 255.0, 255.0] if darknet else list(IMAGENET_STD_BGR)
         self.mean = [float(v) for v in self.mean]
         self.std = [float(v) for v in self.std]
+        if self.mask_rescoring:
+            side = 2 * math.ceil(self.input_size / 8)  # prototype resolution (2x P3)
+            for _ in self.maskiou_channels:
+                side = (side - 3) // 2 + 1
+            if side < 1:
+                raise ValueError(
+                    f"YolactConfig: mask_rescoring needs a larger input_size than {self.input_size}: the "
+                    f"prototypes are too small for {len(self.maskiou_channels)} stride-2 convolutions"
+                )
+        self.dcn_layers = [int(v) for v in self.dcn_layers]
+        if len(self.dcn_layers) != 4 or self.dcn_interval < 1:
+            raise ValueError(f"YolactConfig.dcn_layers needs 4 values and dcn_interval >= 1, got "
+                             f"{self.dcn_layers}, {self.dcn_interval}")  # fmt: skip
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("YolactConfig.mean and .std need 3 values (BGR)")
 

@@ -148,6 +148,31 @@ def make_proto_net(channels: int, num_prototypes: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class FastMaskIoUNet(nn.Module):
+    """YOLACT++'s mask re-scoring head (official keys ``maskiou_net.maskiou_net.<i>``).
+
+    forward(masks [N, 1, h, w] cropped prototype-resolution mask probabilities) -> [N, C] predicted
+    mask IoU per class: stride-2 3x3 convolutions (no padding) and a 1x1 to C, each followed by
+    ReLU, then a global max pool.
+    """
+
+    def __init__(
+        self, num_classes: int, channels: list[int] | tuple[int, ...] = (8, 16, 32, 64, 128)
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 1
+        for c in channels:
+            layers += [nn.Conv2d(cin, c, 3, stride=2), nn.ReLU(inplace=True)]
+            cin = c
+        layers += [nn.Conv2d(cin, num_classes, 1), nn.ReLU(inplace=True)]
+        self.maskiou_net = nn.Sequential(*layers)
+
+    def forward(self, masks: torch.Tensor) -> torch.Tensor:
+        x = self.maskiou_net(masks)
+        return torch.amax(x, dim=(2, 3))
+
+
 class YolactSE(nn.Module):
     """The YOLACT-SE network; see the module docstring for the output dict.
 
@@ -160,7 +185,9 @@ class YolactSE(nn.Module):
     def __init__(self, cfg: YolactConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, cfg.attention, cfg.attention_reduction)
+        self.backbone = build_backbone(
+            cfg.backbone, cfg.attention, cfg.attention_reduction, cfg.dcn_layers, cfg.dcn_interval
+        )
         self.selected_layers = selected_stages(cfg.backbone)
         self.fpn = FPN(
             [self.backbone.channels[i] for i in self.selected_layers],
@@ -177,13 +204,16 @@ class YolactSE(nn.Module):
         self.embedding_head = (
             nn.Conv2d(cfg.fpn_channels, cfg.embedding_dim, 1) if cfg.embedding_dim > 0 else None
         )
+        self.maskiou_net = (
+            FastMaskIoUNet(cfg.num_classes, cfg.maskiou_channels) if cfg.mask_rescoring else None
+        )
         self.register_buffer("priors", priors_for_config(cfg), persistent=False)
         self._init_non_backbone()
 
     def _init_non_backbone(self) -> None:
         """Xavier-uniform weights and zero biases for every conv outside the backbone (official init)."""
         for name, m in self.named_modules():
-            if isinstance(m, nn.Conv2d) and not name.startswith("backbone."):
+            if isinstance(m, nn.Conv2d) and not name.startswith(("backbone.", "maskiou_net.")):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

@@ -132,6 +132,13 @@ class YolactSegmenter(Segmenter):
         if idx.numel() == 0:
             return Instances.empty((h, w), self.class_names)
         boxes = boxes[idx]
+        if self.model.maskiou_net is not None:
+            keep, det_scores = self._rescore(
+                raw["proto"][b].float(), coeffs[idx], boxes, classes, det_scores, p
+            )
+            idx, classes, boxes = idx[keep], classes[keep], boxes[keep]
+            if idx.numel() == 0:
+                return Instances.empty((h, w), self.class_names)
         masks = assemble_masks(
             raw["proto"][b].float(), coeffs[idx], boxes, (h, w), p.mask_threshold, self.cfg.mask_crop_padding
         )
@@ -145,6 +152,21 @@ class YolactSegmenter(Segmenter):
             image_size=(h, w),
             class_names=self.class_names,
         )
+
+    def _rescore(self, proto, coeffs, boxes, classes, scores, p: InferenceParams):
+        """YOLACT++ mask re-scoring: score x predicted mask IoU of its class, then THE score rule.
+
+        Returns (order [n'] into the detections, new scores [n']) by descending new score.
+        """
+        m = crop_masks(
+            torch.sigmoid(torch.einsum("hwk,nk->nhw", proto, coeffs)), boxes, self.cfg.mask_crop_padding
+        )
+        net = self.model.maskiou_net
+        iou = net(m[:, None].to(next(net.parameters()).dtype)).float()  # [n, C]
+        rescored = scores * iou.gather(1, classes[:, None]).squeeze(1)
+        keep = torch.nonzero(keep_score(rescored, p.score_threshold)).flatten()
+        keep = keep[torch.argsort(rescored[keep], descending=True, stable=True)]
+        return keep, rescored[keep]
 
 
 def bilinear_matrix(out_size: int, in_size: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""YOLO+FCN (seed 001): YOLOv3 boxes, an FCN binary mask per box, confidence-ordered pasting.
+"""YOLO+FCN (the YOLOv3 + FCN8s work): YOLOv3 boxes, an FCN binary mask per box, confidence-ordered pasting.
 
 Pipeline and the ``Segmenter`` split:
 

@@ -57,7 +57,7 @@ class YoloFcnConfig:
         pad_value: letterbox padding value in [0, 1] (Darknet: 0.5).
         pre_nms_top_n: most candidates per image entering NMS.
         exclusive_masks: remove contested pixels from lower-scoring instances' masks
-            (seed 001); the instance-id image is the same either way.
+            (the YOLOv3 + FCN8s work); the instance-id image is the same either way.
         inference: default ``InferenceParams`` fields.
     """
 

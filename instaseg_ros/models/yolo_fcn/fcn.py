@@ -3,7 +3,7 @@
 Two encoders behind one interface, ``forward(crops [N, 3, s, s] RGB in [0, 1])
 -> logits [N, 1, s, s]`` (sigmoid > threshold = object):
 
-* :class:`FCN8s`: the VGG16-style FCN-8s of Long et al. as in seed 001 (conv blocks
+* :class:`FCN8s`: the VGG16-style FCN-8s of Long et al. as in the YOLOv3 + FCN8s work (conv blocks
   64-128-256-512-512, fc6/fc7 as convolutions, learned 2x/2x/8x up-sampling with
   the pool4 and pool3 skips), with a ``width`` multiplier. Full width is 134 M
   parameters (~537 MB fp32): a GPU model.
@@ -38,7 +38,7 @@ class FcnConfig:
     """Mask-head architecture.
 
     Attributes:
-        arch: ``"resnet18"`` (CPU default) or ``"fcn8s_vgg16"`` (seed 001).
+        arch: ``"resnet18"`` (CPU default) or ``"fcn8s_vgg16"`` (the YOLOv3 + FCN8s work).
         width: channel multiplier for the encoder (1.0 = the published widths).
         crop_size: side of the square box crops (>= 32; a multiple of 32 for FCN8s).
         fc_channels: FCN8s fc6/fc7 channels (default ``4096 * width``).
