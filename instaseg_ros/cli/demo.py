@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         gt = _empty_gt(stamps, _model_class_names(args.model, weights, config), topic)
         steps.log(f"{len(stamps)} frames -> {bag}; no ground truth: latency and drops only")
     else:
-        from instaseg_ros.data.synthetic import BagSpec, SynthConfig, write_synthetic_bag
+        from instaseg_ros.data.synthetic import BagSpec, demo_stream_config, write_synthetic_bag
 
         try:
             w, h = _parse_size(args.size)
@@ -288,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         if (out / "input").exists():  # our own stream from an earlier run: make it anew
             shutil.rmtree(out / "input")
         bag_dir, gt_path = write_synthetic_bag(out / "input", seed=SYNTH_SEED,
-                                               config=SynthConfig(width=w, height=h), spec=spec)
+                                               config=demo_stream_config(w, h), spec=spec)
         bag, gt = str(bag_dir), str(gt_path)
         steps.log(f"bag {bag}, ground truth {gt}")
 

@@ -23,7 +23,7 @@ The package is split along its seams: ``config`` (settings, class list), ``textu
 (COCO and rosbag2 writers). The public names are re-exported here.
 """
 
-from instaseg_ros.data.synthetic.config import CLASS_NAMES, GENERATOR_VERSION, SynthConfig
+from instaseg_ros.data.synthetic.config import CLASS_NAMES, GENERATOR_VERSION, SynthConfig, demo_stream_config
 from instaseg_ros.data.synthetic.dataset import SyntheticDataset
 from instaseg_ros.data.synthetic.export import (
     BagSpec,
@@ -44,6 +44,7 @@ __all__ = [
     "SyntheticDataset",
     "SyntheticScene",
     "coco_categories",
+    "demo_stream_config",
     "generate_scene",
     "generate_sequence",
     "iter_sequence_frames",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from instaseg_ros.core.labels import INDOOR_CLASSES
 
 #: The five annotated classes, in label order (0-based): person, chair, couch, dining table, toilet.
@@ -39,6 +41,11 @@ class SynthConfig:
         max_distractors: up to this many non-annotated clutter objects.
         decorations: draw windows, doors, pictures and rugs.
         noise: std of the sensor noise added to the image (0 disables).
+        min_visible_objects: every scene (every frame of a sequence) must keep at least this
+            many annotated instances; scenes that do not are drawn again from the same
+            random stream (deterministic), up to ``MAX_ATTEMPTS`` times.
+        required_classes: class names that every scene (every frame of a sequence) must
+            show; each is put among the sampled objects, and scenes without it are drawn again.
     """
 
     width: int = 640
@@ -54,6 +61,8 @@ class SynthConfig:
     max_distractors: int = 3
     decorations: bool = True
     noise: float = 3.0
+    min_visible_objects: int = 0
+    required_classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.width < 32 or self.height < 32:
@@ -67,6 +76,19 @@ class SynthConfig:
             raise ValueError(
                 f"SynthConfig: class_weights needs {len(CLASS_NAMES)} non-negative "
                 f"weights with a positive sum, got {self.class_weights}"
+            )
+        if not 0 <= self.min_visible_objects <= self.max_objects:
+            raise ValueError(
+                f"SynthConfig: need 0 <= min_visible_objects <= max_objects, got "
+                f"{self.min_visible_objects}, {self.max_objects}"
+            )
+        unknown = [c for c in self.required_classes if c not in CLASS_NAMES]
+        if unknown:
+            raise ValueError(f"SynthConfig: required_classes {unknown} are not among {CLASS_NAMES}")
+        if len(set(self.required_classes)) > self.max_objects:
+            raise ValueError(
+                f"SynthConfig: {len(set(self.required_classes))} required classes do not fit in "
+                f"max_objects={self.max_objects}"
             )
         lo, hi = self.size_range
         if not 0 < lo < hi <= 2.0:
@@ -83,7 +105,7 @@ class SynthConfig:
             raise ValueError(
                 f"SynthConfig: unknown keys {unknown} (known: {sorted(cls.__dataclass_fields__)})"
             )
-        for k in ("class_weights", "size_range"):
+        for k in ("class_weights", "size_range", "required_classes"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -92,3 +114,30 @@ class SynthConfig:
     def min_area(self) -> int:
         """Minimum visible area in pixels."""
         return self.min_visible_area or max(8, (self.width * self.height) // 3000)
+
+    @property
+    def required_labels(self) -> list[int]:
+        """0-based class indices of ``required_classes`` (no repeats, in class order)."""
+        return sorted({CLASS_NAMES.index(c) for c in self.required_classes})
+
+    def accepts(self, labels: np.ndarray) -> bool:
+        """Whether a scene or frame whose visible instances have ``labels`` ([N] int) meets
+        ``min_visible_objects`` and ``required_classes``."""
+        return len(labels) >= self.min_visible_objects and all(c in labels for c in self.required_labels)
+
+
+#: Renderings tried for one scene or sequence before :class:`SynthConfig`'s requirements
+#: (``min_visible_objects``, ``required_classes``) are declared unreachable.
+MAX_ATTEMPTS = 50
+
+
+def demo_stream_config(width: int = 640, height: int = 480) -> SynthConfig:
+    """The demo's camera stream: 3 to 6 annotated objects in every frame, a person among them."""
+    return SynthConfig(
+        width=width,
+        height=height,
+        min_objects=4,
+        max_objects=6,
+        min_visible_objects=3,
+        required_classes=("person",),
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from instaseg_ros.data.synthetic.config import _HEIGHT_M, _MAX_ASPECT, CLASS_NAMES, SynthConfig
+from instaseg_ros.data.synthetic.config import _HEIGHT_M, _MAX_ASPECT, CLASS_NAMES, MAX_ATTEMPTS, SynthConfig
 from instaseg_ros.data.synthetic.objects import _CLASS_TEXTURE, _DRAWERS, _draw_distractor, _finish_patch
 from instaseg_ros.data.synthetic.room import _render_room
 from instaseg_ros.data.synthetic.textures import _NOISE_SIZE, _textures
@@ -149,9 +149,27 @@ def _scene_rng(seed: int | np.random.SeedSequence | Iterable[int]) -> np.random.
 
 
 def generate_scene(seed: int | Iterable[int] = 0, config: SynthConfig | None = None) -> SyntheticScene:
-    """Render one scene deterministically from ``seed`` (an int or a sequence of ints)."""
+    """Render one scene deterministically from ``seed`` (an int or a sequence of ints).
+
+    A rendering that misses ``config.min_visible_objects`` or ``config.required_classes`` is
+    replaced by the next one from the same random stream.
+    """
     cfg = config or SynthConfig()
-    return _render(_scene_rng(seed), cfg, cfg.width, cfg.height)
+    rng = _scene_rng(seed)
+    for _ in range(MAX_ATTEMPTS):
+        scene = _render(rng, cfg, cfg.width, cfg.height)
+        if cfg.accepts(scene.labels):
+            return scene
+    raise unreachable(cfg, "scene")
+
+
+def unreachable(cfg: SynthConfig, what: str) -> ValueError:
+    """The error for requirements that ``MAX_ATTEMPTS`` renderings did not meet."""
+    return ValueError(
+        f"synthetic {what}: {MAX_ATTEMPTS} renderings never kept min_visible_objects="
+        f"{cfg.min_visible_objects} with required_classes={list(cfg.required_classes)} visible "
+        f"(max_objects={cfg.max_objects}); lower the requirements or raise min_objects"
+    )
 
 
 def _render(
@@ -163,7 +181,12 @@ def _render(
     weights = weights / weights.sum()
     n_obj = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     n_dis = int(rng.integers(0, cfg.max_distractors + 1)) if cfg.max_distractors > 0 else 0
-    labels = list(rng.choice(len(CLASS_NAMES), size=n_obj, p=weights)) + [-1] * n_dis
+    labels = list(rng.choice(len(CLASS_NAMES), size=n_obj, p=weights))
+    req = cfg.required_labels
+    if req:  # the required classes first, then the sampled ones that still fit
+        n_keep = max(n_obj, len(req)) - len(req)
+        labels = req + [lab for lab in labels if lab not in req][:n_keep]
+    labels += [-1] * n_dis
     ref_h = H / size_scale  # sizes are relative to the output frame, not the (larger) canvas
     lo, hi = cfg.size_range
     lo = min(max(lo, cfg.min_object_px / ref_h), hi * 0.9)

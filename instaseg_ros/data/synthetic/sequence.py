@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
-from instaseg_ros.data.synthetic.config import SynthConfig
-from instaseg_ros.data.synthetic.scene import SyntheticScene, _render, _scene_rng
+from instaseg_ros.data.synthetic.config import MAX_ATTEMPTS, SynthConfig
+from instaseg_ros.data.synthetic.scene import SyntheticScene, _render, _scene_rng, unreachable
 
 
 def _smooth(t: float) -> float:
@@ -24,12 +24,24 @@ def generate_sequence(
     an affine crop of it (image bilinear, id map nearest). Instances that leave the frame
     (fewer than ``min_visible_area`` pixels) are dropped from that frame. Every frame carries
     ``track_ids`` ([N] int64): instance ``j`` of the base scene is track ``j + 1`` in every
-    frame where it is visible.
+    frame where it is visible. ``config.min_visible_objects`` and ``config.required_classes``
+    hold in every frame (sequences that miss them are drawn again).
     """
     cfg = config or SynthConfig()
     if length < 1:
         raise ValueError(f"generate_sequence: length must be >= 1, got {length}")
     rng = _scene_rng(seed)
+    for _ in range(MAX_ATTEMPTS):  # a sequence missing a requirement in any frame is drawn again
+        frames = _camera_motion(rng, cfg, length, margin)
+        if all(cfg.accepts(f.labels) for f in frames):
+            return frames
+    raise unreachable(cfg, "sequence")
+
+
+def _camera_motion(
+    rng: np.random.Generator, cfg: SynthConfig, length: int, margin: float
+) -> list[SyntheticScene]:
+    """One base scene on a ``margin`` x larger canvas and ``length`` affine crops of it."""
     W, H = cfg.width, cfg.height
     CW, CH = int(round(W * margin)), int(round(H * margin))
     base = _render(rng, cfg, CW, CH, size_scale=margin)
