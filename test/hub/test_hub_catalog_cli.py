@@ -50,7 +50,7 @@ def test_entry_is_complete_and_points_at_real_repository_files(entry) -> None:
     if entry.config is not None:
         config = yaml.safe_load((ROOT / entry.config).read_text())
         assert config["family"] == entry.family
-    assert entry.loadable == (not entry.name.startswith("yolact_plus"))
+    assert entry.loadable
     assert entry.config_needed == (entry.family == "yolo_fcn")
 
 
