@@ -16,11 +16,10 @@ from instaseg_ros.runtime import (
     BackendUnavailableError,
     available_backends,
     create_backend,
-    load_segmenter,
     wrap_segmenter,
 )
 from instaseg_ros.runtime.onnxruntime_backend import resolve_providers
-from instaseg_ros.runtime.tensorrt_backend import tensorrt_problems
+from instaseg_ros.runtime.tensorrt import tensorrt_problems
 from instaseg_ros.runtime.torch_backend import TorchBackend
 
 YOLACT_CFG = dict(backbone="resnet18", num_classes=5, input_size=96)
@@ -159,8 +158,19 @@ def test_available_backends_reports_every_name():
     assert av["torch"] is None and av["onnxruntime"] is None
 
 
-def test_load_segmenter_builds_and_wraps(image):
+def test_load_model_wraps_the_segmenter_on_the_requested_backend(image, tmp_path):
+    from instaseg_ros.models.loading import load_model
+
     torch.manual_seed(0)
-    s = load_segmenter("yolact", config=YOLACT_CFG, backend="torch", params=InferenceParams(top_k=5))
-    assert isinstance(s, BackendSegmenter) and s.backend.name == "torch" and s.params.top_k == 5
+    params = InferenceParams(top_k=5)
+    s = load_model(
+        "yolact",
+        config=YOLACT_CFG,
+        backend="ORT",
+        params=params,
+        backend_options={"cache_dir": tmp_path, "threads": 1},
+    )
+    assert isinstance(s, BackendSegmenter) and s.backend.name == "onnxruntime"
+    assert s.params.top_k == 5 and s.inner.params is s.params  # one params object for both
+    assert s.backend.specs.keys() == {"main"} and not s.backend.has_mask_head
     assert len(s.segment([image])) == 1

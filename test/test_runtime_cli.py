@@ -23,7 +23,7 @@ from instaseg_ros.runtime.benchmark import (
     time_maskrcnn,
 )
 from instaseg_ros.runtime.onnx_export import read_metadata
-from instaseg_ros.runtime.tensorrt_backend import tensorrt_problems
+from instaseg_ros.runtime.tensorrt import tensorrt_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 YOLO_TINY = str(ROOT / "config" / "models" / "yolo_fcn_tiny_random.yaml")

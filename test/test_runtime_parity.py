@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from instaseg_ros.core.instances import Instances
-from instaseg_ros.runtime.parity import compare_instances, flatten_raw, mask_iou, raw_differences
+from instaseg_ros.runtime.parity import (
+    compare_instances,
+    flatten_raw,
+    mask_iou,
+    raw_differences,
+    relative_errors,
+)
 
 
 def test_raw_differences_per_output_and_nonfinite_values():
@@ -21,6 +27,26 @@ def test_raw_differences_per_output_and_nonfinite_values():
     with pytest.raises(ValueError, match=r"raw output loc: shape \(1, 2\) vs \(2,\)"):
         raw_differences({"loc": a["loc"]}, {"loc": torch.zeros(2)})
     assert list(flatten_raw((torch.zeros(1), [torch.zeros(1)]))) == ["0", "1.0"]
+
+
+def test_relative_errors_are_l2_relative_per_output():
+    g = torch.Generator().manual_seed(0)
+    ref = {"conf": torch.randn(4, 100, generator=g), "proto": torch.randn(2, 8, 8, generator=g)}
+    noise = 0.05 * torch.randn(4, 100, generator=g)
+    test = {"conf": ref["conf"] + noise, "proto": ref["proto"].clone()}
+    e = relative_errors(ref, test)
+    assert e["conf"] == pytest.approx(float(noise.norm() / ref["conf"].norm()), rel=1e-6)
+    assert 0.03 < e["conf"] < 0.07 and e["proto"] == 0.0
+    # a uniformly scaled output is off by the scale, whatever its magnitude
+    assert relative_errors(ref["proto"], 1.2 * ref["proto"])["out"] == pytest.approx(0.2)
+    assert relative_errors(1e-6 * ref["proto"], 1.2e-6 * ref["proto"])["out"] == pytest.approx(0.2)
+    inf = torch.tensor([1.0, float("inf")])
+    assert relative_errors(inf, torch.tensor([1.0, float("inf")]))["out"] == 0.0  # shared inf left out
+    assert relative_errors(inf, torch.tensor([1.0, 2.0]))["out"] == float("inf")
+    assert relative_errors(torch.zeros(3), torch.zeros(3))["out"] == 0.0
+    assert relative_errors(torch.zeros(3), torch.ones(3))["out"] == float("inf")
+    with pytest.raises(ValueError, match="structure"):
+        relative_errors(ref, {"conf": ref["conf"]})
 
 
 def _inst(boxes, scores, classes, size=(20, 30)) -> Instances:

@@ -8,15 +8,15 @@ plain Python and the calibration batches come from the segmenter's real pre-proc
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
 from instaseg_ros.data.synthetic import SynthConfig, generate_scene
 from instaseg_ros.models import build_segmenter
-from instaseg_ros.runtime.tensorrt_backend import (
+from instaseg_ros.runtime.tensorrt import (
     EngineCache,
     EngineKey,
     calibration_batches,
@@ -210,44 +210,46 @@ def test_calibration_batches_use_the_segmenter_preprocessing(image_folder):
 
 
 # ------------------------------------------------------------------------------- on a real GPU
+#: largest relative L2 error of each raw output against PyTorch FP32 (INT8: backbone only, FP16 elsewhere)
+RAW_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "int8": 0.15}
+#: per matched detection: (score difference, box difference px, smallest mask IoU)
+DETECTION_TOLERANCE = {"fp32": (1e-3, 0.5, 0.98), "fp16": (5e-3, 1.0, 0.9), "int8": (0.1, 8.0, 0.7)}
+SHIPPED_YOLACT = Path(__file__).resolve().parents[1] / "models" / "yolact_se_r18_indoor.pth"
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("precision", ["fp16", "int8"])
-def test_tensorrt_engine_matches_pytorch(precision, tmp_path, image_folder):  # pragma: no cover - GPU only
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_engine_matches_pytorch_fp32(precision, tmp_path, image_folder):  # pragma: no cover
     pytest.importorskip("tensorrt")
     from instaseg_ros.core.segmenter import InferenceParams
+    from instaseg_ros.models.loading import load_model
     from instaseg_ros.runtime import create_backend, wrap_segmenter
-    from instaseg_ros.runtime.parity import compare_instances
+    from instaseg_ros.runtime.parity import compare_instances, relative_errors
 
-    torch.manual_seed(0)
-    seg = build_segmenter("yolact", config=YOLACT_CFG, device="cuda")
-    be = create_backend(
-        "tensorrt",
-        seg,
-        precision=precision,
-        cache_dir=tmp_path,
-        max_batch=2,
-        calib=image_folder,
-        calib_batch=2,
-    )
+    # the shipped trained model: real detections to compare (a random init detects little)
+    seg = load_model("yolact", str(SHIPPED_YOLACT), device="cuda")
+    opts = dict(precision=precision, cache_dir=tmp_path, max_batch=2, calib=image_folder, calib_batch=2)
+    be = create_backend("tensorrt", seg, **opts)
     assert be.built["main"]
-    again = create_backend(
-        "tensorrt",
-        seg,
-        precision=precision,
-        cache_dir=tmp_path,
-        max_batch=2,
-        calib=image_folder,
-        calib_batch=2,
-    )
+    again = create_backend("tensorrt", seg, **opts)
     assert not again.built["main"] and again.engines == be.engines
-    imgs = [generate_scene(i, SynthConfig(width=128, height=96)).image for i in range(2)]
-    params = InferenceParams(score_threshold=0.25, top_k=10)
+    imgs = [generate_scene(i, SynthConfig(width=320, height=240)).image for i in range(4)]
+
+    # raw outputs: relative L2 error per output against the FP32 PyTorch network
+    x, _ = seg.preprocess(imgs[:2])
+    with torch.inference_mode():
+        errors = relative_errors(seg.forward_raw(x), be(x))
+    assert max(errors.values()) <= RAW_TOLERANCE[precision], errors
+
+    # detections: each confident FP32 detection is found again with the same class and a similar mask
+    params = InferenceParams(score_threshold=0.3, top_k=20)
     ref = seg.segment(imgs, params)
     test = wrap_segmenter(seg, be).segment(imgs, params)
-    if precision == "fp16":
-        for a, b in zip(ref, test):
-            c = compare_instances(a, b, params.score_threshold, score_tol=5e-3)
-            assert c.max_box_diff <= 1.0 and c.min_mask_iou > 0.9
-    else:
-        assert all(t.image_size == r.image_size for t, r in zip(test, ref))
-    assert np.isfinite(sum(float(t.scores.sum()) for t in test))
+    assert sum(len(r) for r in ref) >= 4, "the reference detects too little for a comparison"
+    for a, b in zip(ref, test):
+        assert b.image_size == a.image_size
+        c = compare_instances(a, b, params.score_threshold, score_tol=DETECTION_TOLERANCE[precision][0])
+        assert len(c.unmatched_ref) + len(c.unmatched_test) <= c.borderline, c
+        assert c.max_score_diff <= DETECTION_TOLERANCE[precision][0], c
+        assert c.max_box_diff <= DETECTION_TOLERANCE[precision][1], c
+        assert c.min_mask_iou >= DETECTION_TOLERANCE[precision][2], c

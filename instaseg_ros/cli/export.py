@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         return _fail(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.format == "tensorrt":
-        from instaseg_ros.runtime.tensorrt_backend import tensorrt_problems
+        from instaseg_ros.runtime.tensorrt import tensorrt_problems
 
         problems = tensorrt_problems(args.device)
         if problems:

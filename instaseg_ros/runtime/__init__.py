@@ -1,6 +1,7 @@
 """Inference backends behind one interface: torch, ONNX Runtime, TensorRT.
 
-Typical use (the node's ``backend`` parameter and the evaluation tools do exactly this)::
+Callers load a model on a backend with :func:`instaseg_ros.models.loading.load_model`
+(``backend="onnxruntime"``), which does exactly this::
 
     seg = build_segmenter("yolact", weights=..., device="cpu")
     fast = wrap_segmenter(seg, create_backend("onnxruntime", seg))
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from instaseg_ros.core.instances import Instances
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
-from instaseg_ros.runtime.base import BACKEND_NAMES, Backend, BackendUnavailableError
+from instaseg_ros.runtime.base import BACKEND_NAMES, Backend, BackendUnavailableError, canonical_backend
 
 __all__ = [
     "BACKEND_NAMES",
@@ -29,8 +30,8 @@ __all__ = [
     "BackendSegmenter",
     "BackendUnavailableError",
     "available_backends",
+    "canonical_backend",
     "create_backend",
-    "load_segmenter",
     "wrap_segmenter",
 ]
 
@@ -47,18 +48,13 @@ def create_backend(name: str, segmenter: Any, **opts: Any) -> Backend:
     """
     import inspect
 
-    key = str(name).strip().lower().replace("-", "").replace("_", "")
-    aliases = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxruntime", "ort": "onnxruntime",
-               "onnx": "onnxruntime", "tensorrt": "tensorrt", "trt": "tensorrt"}  # fmt: skip
-    if key not in aliases:
-        raise ValueError(f"unknown backend {name!r}; known: {list(BACKEND_NAMES)}")
-    canonical = aliases[key]
+    canonical = canonical_backend(name)
     if canonical == "torch":
         from instaseg_ros.runtime.torch_backend import TorchBackend as cls
     elif canonical == "onnxruntime":
         from instaseg_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend as cls
     else:
-        from instaseg_ros.runtime.tensorrt_backend import TensorRTBackend as cls
+        from instaseg_ros.runtime.tensorrt import TensorRTBackend as cls
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         known = [p for p in params if p not in ("self", "segmenter")]
@@ -71,7 +67,7 @@ def create_backend(name: str, segmenter: Any, **opts: Any) -> Backend:
 def available_backends() -> dict[str, str | None]:
     """Backend name -> None when it can run here, else the reason it cannot (cheap; builds nothing)."""
     from instaseg_ros.runtime.base import module_available
-    from instaseg_ros.runtime.tensorrt_backend import tensorrt_problems
+    from instaseg_ros.runtime.tensorrt.availability import tensorrt_problems
 
     out: dict[str, str | None] = {"torch": None}
     out["onnxruntime"] = (
@@ -148,30 +144,3 @@ def wrap_segmenter(segmenter: Segmenter, backend: Backend | str, **opts: Any) ->
     if backend.segmenter is not segmenter:
         raise ValueError("the backend was created for a different segmenter")
     return BackendSegmenter(segmenter, backend)
-
-
-def load_segmenter(
-    family: str,
-    weights: str | None = None,
-    config: str | dict[str, Any] | None = None,
-    device: str = "cpu",
-    precision: str = "fp32",
-    backend: str = "torch",
-    backend_options: dict[str, Any] | None = None,
-    **kwargs: Any,
-) -> Segmenter:
-    """``build_segmenter`` + ``wrap_segmenter`` in one call (what the node and tools use).
-
-    For "tensorrt" the segmenter itself (pre/post-processing) is built in fp32 on ``device``
-    and ``precision`` selects the engine precision (fp16/int8); for "onnxruntime" it is fp32.
-    """
-    from instaseg_ros.models.registry import build_segmenter
-
-    seg_precision = precision if backend in ("torch", "pytorch") else "fp32"
-    seg = build_segmenter(
-        family, weights=weights, config=config, device=device, precision=seg_precision, **kwargs
-    )
-    opts = dict(backend_options or {})
-    if backend in ("tensorrt", "trt"):
-        opts.setdefault("precision", precision)
-    return wrap_segmenter(seg, backend, **opts)

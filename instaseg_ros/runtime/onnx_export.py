@@ -287,3 +287,51 @@ def cached_export(
             target = main if name == MAIN else mask_head_path(main)
             shutil.move(str(f), str(target))  # same filesystem: atomic rename
     return main
+
+
+@dataclass
+class ExportedNetworks:
+    """The ONNX file of each network of a segmenter, checked against it.
+
+    Attributes:
+        files: network name (``main``, ``mask_head``) -> ONNX file.
+        specs: network name -> its :class:`NetworkSpec`.
+        metadata: the ``instaseg.*`` metadata of the main file.
+    """
+
+    files: dict[str, Path]
+    specs: dict[str, NetworkSpec]
+    metadata: dict[str, str]
+
+
+def exported_networks(
+    segmenter: Any,
+    onnx: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+) -> ExportedNetworks:
+    """ONNX files of ``segmenter``'s networks: ``onnx`` and its mask-head sibling, or an export
+    into ``cache_dir``/onnx when ``onnx`` is None (see :func:`cached_export`).
+
+    Raises:
+        FileNotFoundError: the main file, or the mask-head file a family needs, is missing.
+        ValueError: a file does not hold the segmenter's network (see :func:`check_onnx_matches`).
+    """
+    specs = {s.name: s for s in network_specs(segmenter)}
+    if onnx is None:
+        onnx = cached_export(segmenter, cache_dir, opset, dynamic_batch)
+    onnx = Path(onnx)
+    meta = read_metadata(onnx)
+    files: dict[str, Path] = {MAIN: onnx}
+    if MASK_HEAD in specs:
+        mh = onnx.with_name(meta["mask_head_file"]) if meta.get("mask_head_file") else mask_head_path(onnx)
+        if not mh.is_file():
+            raise FileNotFoundError(
+                f"{onnx}: the {getattr(segmenter, 'family', '')} mask-head network {mh} is missing "
+                "(`instaseg export` writes it next to the main file)"
+            )
+        files[MASK_HEAD] = mh
+    for name, path in files.items():
+        check_onnx_matches(path, specs[name], segmenter)
+    return ExportedNetworks(files, specs, meta)

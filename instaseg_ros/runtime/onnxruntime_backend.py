@@ -19,15 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from instaseg_ros.runtime.base import Backend, BackendUnavailableError
-from instaseg_ros.runtime.networks import MAIN, MASK_HEAD, NetworkSpec, network_specs
-from instaseg_ros.runtime.onnx_export import (
-    DEFAULT_OPSET,
-    cached_export,
-    check_onnx_matches,
-    mask_head_path,
-    read_metadata,
-)
+from instaseg_ros.runtime.base import BackendUnavailableError, GraphBackend
+from instaseg_ros.runtime.networks import MAIN, NetworkSpec
+from instaseg_ros.runtime.onnx_export import DEFAULT_OPSET, default_cache_dir, exported_networks
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +125,7 @@ class _Session:
         return [np.concatenate(col, 0) for col in zip(*parts)]
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(GraphBackend):
     """Runs the exported network(s) with ONNX Runtime.
 
     Args:
@@ -182,8 +176,6 @@ class OnnxRuntimeBackend(Backend):
             if n == "CUDAExecutionProvider":
                 provider_list.append((n, {"device_id": dev_index}))
             elif n == "TensorrtExecutionProvider":
-                from instaseg_ros.runtime.onnx_export import default_cache_dir
-
                 trt_cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
                 provider_list.append(
                     (
@@ -215,54 +207,25 @@ class OnnxRuntimeBackend(Backend):
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[optimization]
 
-        specs = {s.name: s for s in network_specs(segmenter)}
-        if onnx is None:
-            onnx = cached_export(segmenter, cache_dir, opset, dynamic_batch)
-        onnx = Path(onnx)
-        meta = read_metadata(onnx)
-        self.files: dict[str, Path] = {MAIN: onnx}
-        if MASK_HEAD in specs:
-            mh = (
-                onnx.with_name(meta["mask_head_file"]) if meta.get("mask_head_file") else mask_head_path(onnx)
-            )
-            if not mh.is_file():
-                raise FileNotFoundError(
-                    f"{onnx}: the {getattr(segmenter, 'family', '')} mask-head network {mh} is missing "
-                    "(`instaseg export` writes it next to the main file)"
-                )
-            self.files[MASK_HEAD] = mh
-        self.sessions: dict[str, _Session] = {}
-        for name, path in self.files.items():
-            check_onnx_matches(path, specs[name], segmenter)
-            self.sessions[name] = _Session(ort, path, specs[name], opts, provider_list)
-        self.metadata = meta
-        self._out_device = torch.device(str(getattr(segmenter, "device", "cpu")))
+        nets = exported_networks(segmenter, onnx, cache_dir, opset, dynamic_batch)
+        self.files, self.specs, self.metadata = nets.files, nets.specs, nets.metadata
+        self.sessions = {
+            name: _Session(ort, path, self.specs[name], opts, provider_list)
+            for name, path in self.files.items()
+        }
         log.info(
             "onnxruntime %s: %s with %s, %d threads, optimisation %s",
             ort.__version__,
-            onnx,
+            self.files[MAIN],
             names,
             self.threads,
             optimization,
         )
 
-    def _run(self, name: str, x: Tensor) -> Any:
-        sess = self.sessions[name]
+    def run_graph(self, name: str, x: Tensor) -> list[Tensor]:
+        """Network ``name`` through its session (CPU NumPy in and out, no copies on the CPU)."""
         arr = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        outs = sess.run(arr)
-        return sess.spec.to_raw([torch.from_numpy(o).to(self._out_device) for o in outs])
-
-    def __call__(self, tensor: Tensor) -> Any:
-        return self._run(MAIN, tensor)
-
-    @property
-    def has_mask_head(self) -> bool:
-        return MASK_HEAD in self.sessions
-
-    def mask_head(self, crops: Tensor) -> Tensor:
-        if MASK_HEAD not in self.sessions:
-            return super().mask_head(crops)
-        return self._run(MASK_HEAD, crops)
+        return [torch.from_numpy(o) for o in self.sessions[name].run(arr)]
 
     def info(self) -> dict[str, Any]:
         return {

@@ -50,6 +50,30 @@ def raw_differences(ref: Any, test: Any) -> dict[str, float]:
     return out
 
 
+def relative_errors(ref: Any, test: Any) -> dict[str, float]:
+    """Relative L2 error ``||test - ref|| / ||ref||`` per raw output (same structure required).
+
+    The measure for reduced precision (FP16/INT8), where the largest absolute difference of one
+    entry says little. Entries non-finite in both are left out; a finite value against a
+    non-finite one gives ``inf``; an all-zero reference gives 0 when ``test`` is zero too, else ``inf``.
+    """
+    a, b = flatten_raw(ref), flatten_raw(test)
+    if set(a) != set(b):
+        raise ValueError(f"raw outputs differ in structure: {sorted(a)} vs {sorted(b)}")
+    out = {}
+    for k in a:
+        x, y = a[k].detach().double().cpu(), b[k].detach().double().cpu()
+        if x.shape != y.shape:
+            raise ValueError(f"raw output {k}: shape {tuple(x.shape)} vs {tuple(y.shape)}")
+        both = torch.isfinite(x) & torch.isfinite(y)
+        if bool((torch.isfinite(x) != torch.isfinite(y)).any()):
+            out[k] = float("inf")
+            continue
+        num, den = float((x[both] - y[both]).norm()), float(x[both].norm())
+        out[k] = num / den if den > 0 else (0.0 if num == 0 else float("inf"))
+    return out
+
+
 def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[N, 4] x [M, 4] xyxy -> [N, M] IoU."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
