@@ -80,7 +80,7 @@ def test_resume_continues_from_the_saved_iteration(tmp_path):
     out = tmp_path / "run"
     cfg = config_from_dict(tiny_config(out, iters=5))
     Trainer(cfg, YolactTask(cfg), out, progress=False).run()
-    state = torch.load(out / "last_state.pth", weights_only=False)
+    state = torch.load(out / "last_state.pth", weights_only=True)
     assert state["iteration"] == 5
     cfg2 = config_from_dict(tiny_config(out, iters=8))
     res = Trainer(cfg2, YolactTask(cfg2), out, resume=out / "last_state.pth", progress=False).run()
@@ -196,7 +196,7 @@ def test_cli_train_and_config_errors(tmp_path):
     path.write_text(yaml.safe_dump(tiny_config(tmp_path / "cli", iters=50)))
     assert main(["train", "--config", str(path), "--max-iters", "2", "--out", str(tmp_path / "o"),
                  "--no-progress", "--device", "cpu"]) == 0
-    state = torch.load(tmp_path / "o" / "last_state.pth", weights_only=False)
+    state = torch.load(tmp_path / "o" / "last_state.pth", weights_only=True)
     assert state["iteration"] == 2 and state["config"]["optim"]["max_iters"] == 2
     bad = tiny_config(tmp_path / "x")
     bad["optim"]["learning_rate"] = 0.1

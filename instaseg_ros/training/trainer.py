@@ -9,7 +9,10 @@ checkpoint writing; :class:`Trainer` does the rest:
   only rank 0 validates and writes,
 * tqdm progress (loss, images/s), CSV + TensorBoard scalars, a loss-curve PNG,
 * periodic validation (COCO box/mask AP via :mod:`instaseg_ros.evaluation.coco_eval`),
-  best-checkpoint selection, resumable state (``last_state.pth``),
+  best-checkpoint selection, resumable state (``last_state.pth``: weights, optimiser, schedule,
+  scaler, position in the epoch and every random state, as tensors and plain values, so it loads
+  with ``weights_only=True`` and a resumed run ends with the weights of an uninterrupted one when
+  ``data.num_workers`` is 0; with workers their augmentation restarts within the interrupted epoch),
 * a final validation report (``report.json`` + ``report.md``) of the best checkpoint.
 
 Output folder::
@@ -82,6 +85,13 @@ class TrainTask(ABC):
         """Problems found in the datasets (bad annotations, unreadable images), per split."""
         return {}
 
+    def rng_state(self) -> dict[str, Any]:
+        """The task's own random states (tensors and plain Python values) for the resumable state."""
+        return {}
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, default: nothing
+        """Restore what :meth:`rng_state` returned."""
+
 
 def lr_factor(it: int, cfg: OptimConfig) -> float:
     """Multiplier of ``cfg.lr`` at iteration ``it`` (warm-up x decay)."""
@@ -124,6 +134,34 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def global_rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU, CUDA) random states as tensors and plain Python values, so a
+    training state loads with ``torch.load(weights_only=True)``."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`global_rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -202,21 +240,29 @@ class Trainer:
             torch.set_num_threads(cfg.train.num_threads)
 
     # ------------------------------------------------------------------ helpers
-    def _loader(self, dataset: Any, epoch_seed: int) -> torch.utils.data.DataLoader:
+    def _loader(self, dataset: Any, epoch: int, skip_batches: int = 0) -> torch.utils.data.DataLoader:
+        """Batches of ``epoch`` (a permutation drawn from ``(seed, epoch)``), the first
+        ``skip_batches`` left out (a run resumed within an epoch continues where it stopped).
+
+        The loader draws from its own generator, never from torch's global RNG, so a resumed run
+        and an uninterrupted one consume the global RNG identically.
+        """
         from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
         bs = self.cfg.data.batch_size
         if self.dist.world_size > 1:
             sampler = DistributedSampler(dataset, shuffle=True, seed=self.cfg.seed, drop_last=True)
-            sampler.set_epoch(epoch_seed)
+            sampler.set_epoch(epoch)
         else:
-            g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch_seed)
+            g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)
             sampler = RandomSampler(dataset, generator=g)
         drop_last = len(dataset) // self.dist.world_size >= bs
+        order = list(sampler)[skip_batches * bs:]
         return DataLoader(
-            dataset, batch_size=bs, sampler=sampler, collate_fn=self.task.collate,
+            dataset, batch_size=bs, sampler=order, collate_fn=self.task.collate,
             num_workers=self.cfg.data.num_workers, drop_last=drop_last,
             persistent_workers=False, pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch + 1),
         )
 
     def _metric(self, metrics: dict[str, Any], mean_loss: float) -> float:
@@ -240,10 +286,9 @@ class Trainer:
         use_amp = bool(cfg.train.amp and dev.type == "cuda")
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         start, best, best_it, history = 0, -math.inf, -1, []
-        if self.resume is not None:
-            state = torch.load(str(self.resume), map_location="cpu", weights_only=False)
-            if "model" not in state or "iteration" not in state:
-                raise ValueError(f"{self.resume} is not a training state (needs 'model' and 'iteration')")
+        epoch, done_in_epoch, running = 0, 0, {}
+        state = self._load_state() if self.resume is not None else None
+        if state is not None:
             module.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -251,7 +296,8 @@ class Trainer:
                 scaler.load_state_dict(state["scaler"])
             start, best, best_it = int(state["iteration"]), float(state["best"]), int(state["best_iteration"])
             history = list(state.get("history", []))
-            torch.set_rng_state(state["torch_rng"])
+            epoch, done_in_epoch = int(state.get("epoch", 0)), int(state.get("batches_in_epoch", 0))
+            running = dict(state.get("running", {}))
             log.info("resumed from %s at iteration %d", self.resume, start)
         model: nn.Module = module
         if self.dist.world_size > 1:
@@ -262,6 +308,11 @@ class Trainer:
         val_ds = task.val_dataset() if main else None
         if len(train_ds) == 0:
             raise ValueError("the training set is empty (see data_report.json for skipped entries)")
+        if state is not None and "rng" in state:  # after the datasets exist: augmentation RNGs too
+            set_global_rng_state(state["rng"]["global"])
+            task.set_rng_state(state["rng"]["task"])
+        elif state is not None:  # a state written before the RNG states were stored
+            torch.set_rng_state(state["torch_rng"])
         writer = _tensorboard(self.out / "tb") if main else None
         csv_rows: list[dict[str, Any]] = []
         if main and start:  # rows logged after the saved state (an interrupted run) are dropped
@@ -272,14 +323,13 @@ class Trainer:
 
             bar = tqdm(total=cfg.optim.max_iters, initial=start, desc=f"train {cfg.task}", dynamic_ncols=True)
         it = start
-        epoch = start * cfg.data.batch_size * self.dist.world_size // max(len(train_ds), 1)
-        running: dict[str, float] = {}
         t_last, n_img = time.perf_counter(), 0
         module.train()
         while it < cfg.optim.max_iters:
-            for batch in self._loader(train_ds, epoch):
+            for batch in self._loader(train_ds, epoch, done_in_epoch):
                 if it >= cfg.optim.max_iters:
                     break
+                done_in_epoch += 1
                 with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                     losses = task.loss(model, batch, dev)
                 total = losses["total"]
@@ -327,8 +377,13 @@ class Trainer:
                     module.train()
                     self._barrier()
                 if main and (it % cfg.train.checkpoint_interval == 0 or it == cfg.optim.max_iters):
-                    self._save_state(module, opt, sched, scaler, it, best, best_it, history)
-            epoch += 1
+                    self._save_state({
+                        "model": module.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
+                        "iteration": it, "epoch": epoch, "batches_in_epoch": done_in_epoch, "best": best,
+                        "best_iteration": best_it, "history": history, "running": running,
+                    })  # fmt: skip
+            epoch, done_in_epoch = epoch + 1, 0
         if bar is not None:
             bar.close()
         result = TrainResult(self.out, it, best, best_it, history)
@@ -379,16 +434,24 @@ class Trainer:
                        f"{' *best*' if improved else ''}")
         return best, best_it
 
-    def _save_state(self, module, opt, sched, scaler, it, best, best_it, history) -> None:
-        state = {
-            "model": module.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None, "iteration": it,
-            "best": best, "best_iteration": best_it, "history": history,
-            "torch_rng": torch.get_rng_state(), "config": self.cfg.to_dict(),
-        }
+    def _save_state(self, state: dict[str, Any]) -> None:
+        """Write ``last_state.pth``: ``state`` plus every random state and the config, all tensors and
+        plain Python values (it loads with ``weights_only=True``; no code runs on resume)."""
+        state = {**state, "history": _plain(state["history"]), "running": _plain(state["running"]),
+                 "rng": {"global": global_rng_state(), "task": self.task.rng_state()},
+                 "config": _plain(self.cfg.to_dict())}  # fmt: skip
         tmp = self.out / "last_state.pth.tmp"
         torch.save(state, str(tmp))
         os.replace(tmp, self.out / "last_state.pth")
+
+    def _load_state(self) -> dict[str, Any]:
+        """The resumable state of ``self.resume``, loaded without running code (``weights_only``)."""
+        from instaseg_ros.weights.torch_io import load_torch_file
+
+        state = load_torch_file(self.resume, "training state")
+        if not isinstance(state, dict) or "model" not in state or "iteration" not in state:
+            raise ValueError(f"{self.resume} is not a training state (needs 'model' and 'iteration')")
+        return state
 
     def _final_report(self, val_ds, result: TrainResult) -> dict[str, Any]:
         cfg = self.cfg
