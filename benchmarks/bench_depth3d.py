@@ -76,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     from sensor_msgs.msg import CameraInfo
     from std_msgs.msg import Header
 
+    from instaseg_ros.evaluation.benchmark import machine_info
     from instaseg_ros.geometry import Depth3DParams, DepthSync, instances_3d
     from instaseg_ros.ros import conversions as conv
     from instaseg_ros.ros import conversions_3d as c3
-    from instaseg_ros.runtime.benchmark import machine_info
 
     inst, depth_m, intr = make_frame(args.instances, h, w)
     raw = (

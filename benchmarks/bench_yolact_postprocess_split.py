@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from instaseg_ros.core.segmenter import InferenceParams
+from instaseg_ros.evaluation.benchmark import Stat, machine_info, sample_images
 from instaseg_ros.models import build_segmenter
 from instaseg_ros.models.yolact import assemble_masks
 from instaseg_ros.ops.boxes import decode_boxes
 from instaseg_ros.ops.nms import fast_nms
 from instaseg_ros.runtime import create_backend
-from instaseg_ros.runtime.benchmark import Stat, machine_info, sample_images
 
 
 class _WithDecode(torch.nn.Module):

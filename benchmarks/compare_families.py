@@ -38,7 +38,7 @@ import numpy as np
 
 def machine_info_with_load() -> dict[str, Any]:
     """The package's machine description plus the load average at the start of the run."""
-    from instaseg_ros.runtime.benchmark import machine_info
+    from instaseg_ros.evaluation.benchmark import machine_info
 
     return machine_info() | {"loadavg_start": list(os.getloadavg())}
 

@@ -12,9 +12,7 @@ import yaml
 from instaseg_ros.cli import main
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.data.synthetic import SynthConfig, generate_scene
-from instaseg_ros.models import build_segmenter
-from instaseg_ros.runtime import create_backend
-from instaseg_ros.runtime.benchmark import (
+from instaseg_ros.evaluation.benchmark import (
     build_maskrcnn_peer,
     format_table,
     run_model_backends,
@@ -22,6 +20,8 @@ from instaseg_ros.runtime.benchmark import (
     throughput_summary,
     time_maskrcnn,
 )
+from instaseg_ros.models import build_segmenter
+from instaseg_ros.runtime import create_backend
 from instaseg_ros.runtime.onnx_export import read_metadata
 from instaseg_ros.runtime.tensorrt import tensorrt_problems
 
@@ -157,7 +157,7 @@ def test_benchmark_cli_writes_json_and_table(yolact_yaml, tmp_path, capsys):
 
 def test_runners_are_timed_round_robin():
     """Run k of every runner before run k+1 of any: load drift hits all backends alike."""
-    from instaseg_ros.runtime.benchmark import Runner, Sample, time_interleaved
+    from instaseg_ros.evaluation.benchmark import Runner, Sample, time_interleaved
 
     calls = []
 

@@ -16,9 +16,9 @@ import torch
 
 from instaseg_ros.core.segmenter import InferenceParams
 from instaseg_ros.data.synthetic import SynthConfig, generate_scene
+from instaseg_ros.evaluation.benchmark import TimedBackend
 from instaseg_ros.models import build_segmenter
 from instaseg_ros.runtime import BackendSegmenter, create_backend, wrap_segmenter
-from instaseg_ros.runtime.benchmark import TimedBackend
 from instaseg_ros.runtime.onnx_export import (
     cached_export,
     export_onnx,

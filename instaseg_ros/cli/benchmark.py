@@ -91,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from instaseg_ros.core.segmenter import InferenceParams
-    from instaseg_ros.models.registry import build_segmenter
-    from instaseg_ros.runtime import create_backend
-    from instaseg_ros.runtime.benchmark import (
+    from instaseg_ros.evaluation.benchmark import (
         MaskRcnnRunner,
         build_maskrcnn_peer,
         format_summary,
@@ -106,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         time_all,
         write_results,
     )
+    from instaseg_ros.models.registry import build_segmenter
+    from instaseg_ros.runtime import create_backend
 
     models = args.model or ["yolact"]
     if args.weights and len(models) > 1:

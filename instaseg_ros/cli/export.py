@@ -91,9 +91,9 @@ def validate(seg, fast, images, params) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from instaseg_ros.evaluation.benchmark import sample_images
     from instaseg_ros.models.registry import build_segmenter
     from instaseg_ros.runtime import BackendUnavailableError, create_backend, wrap_segmenter
-    from instaseg_ros.runtime.benchmark import sample_images
     from instaseg_ros.runtime.onnx_export import export_onnx
 
     out = Path(args.out)

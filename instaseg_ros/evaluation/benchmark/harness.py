@@ -1,4 +1,4 @@
-"""Benchmark harness: every available backend on the same images, stage by stage, plus a peer.
+"""The timing harness: runners (a model on a backend), stage-by-stage timing, round-robin over runners.
 
 Each timed run of a batch measures, with device synchronisation between stages:
 
@@ -8,21 +8,13 @@ Each timed run of a batch measures, with device synchronisation between stages:
 * ``post``: the rest of ``postprocess`` (softmax/decoding, NMS, mask assembly/pasting, building
   ``Instances`` with full-resolution bool masks);
 * ``e2e``: wall time from the BGR images to the list of ``Instances``.
-
-The peer is torchvision's Mask R-CNN ResNet-50 FPN (random init, ``weights=None``), split the same
-way (``transform`` / backbone + RPN + ROI heads / ``transform.postprocess`` + mask threshold), on
-the same images, batch sizes and torch threads, with the same score threshold and detection cap.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +23,10 @@ import torch
 
 from instaseg_ros.core.images import IMAGE_SUFFIXES
 from instaseg_ros.core.segmenter import InferenceParams
-from instaseg_ros.runtime.base import Backend
+from instaseg_ros.runtime import BackendSegmenter
+from instaseg_ros.runtime.base import Backend, BackendUnavailableError
 
 
-# ---------------------------------------------------------------------------------------- images
 def sample_images(
     sources: Sequence[str | Path] | None = None,
     num: int = 4,
@@ -181,8 +173,6 @@ class SegmenterRunner(Runner):
     """A segmenter with its network(s) on ``backend`` (None: ``backend.segmenter``)."""
 
     def __init__(self, seg: Any | None, backend: Backend, params: InferenceParams, model_name: str) -> None:
-        from instaseg_ros.runtime import BackendSegmenter
-
         self.timed = TimedBackend(backend)
         self.wrapped = BackendSegmenter(backend.segmenter if seg is None else seg, self.timed)
         self.params = params
@@ -208,65 +198,6 @@ class SegmenterRunner(Runner):
 
     def info(self) -> dict[str, Any]:
         return self._info
-
-
-class MaskRcnnRunner(Runner):
-    """torchvision Mask R-CNN split into pre (transform) / net (backbone, RPN, ROI heads) /
-    post (box rescaling, mask pasting, threshold, to NumPy)."""
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        device: str = "cpu",
-        mask_threshold: float = 0.5,
-        model_name: str = "maskrcnn_resnet50_fpn",
-    ) -> None:
-        self.dev = torch.device(device)
-        self.net = model.to(self.dev).eval()
-        self.mask_threshold = mask_threshold
-        self.model, self.backend, self.device, self.precision = model_name, "torch", str(self.dev), "fp32"
-
-    def _sync(self) -> None:
-        if self.dev.type == "cuda":
-            torch.cuda.synchronize(self.dev)
-
-    @torch.inference_mode()
-    def __call__(self, imgs: list[np.ndarray]) -> Sample:
-        model, dev = self.net, self.dev
-        t0 = time.perf_counter()
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(im[..., ::-1])).to(dev).permute(2, 0, 1).float() / 255
-            for im in imgs
-        ]
-        sizes = [tuple(t.shape[-2:]) for t in tensors]
-        il, _ = model.transform(tensors)
-        self._sync()
-        t1 = time.perf_counter()
-        feats = model.backbone(il.tensors)
-        proposals, _ = model.rpn(il, feats)
-        detections, _ = model.roi_heads(feats, proposals, il.image_sizes)
-        self._sync()
-        t2 = time.perf_counter()
-        detections = model.transform.postprocess(detections, il.image_sizes, sizes)
-        results = [
-            (
-                d["boxes"].cpu().numpy(),
-                d["scores"].cpu().numpy(),
-                (d["masks"][:, 0] > self.mask_threshold).cpu().numpy(),
-            )
-            for d in detections
-        ]
-        t3 = time.perf_counter()
-        return Sample(t1 - t0, t2 - t1, t3 - t2, t3 - t0, sum(len(r[0]) for r in results) / len(imgs))
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "weights": None,
-            "min_size": self.net.transform.min_size[0],
-            "max_size": self.net.transform.max_size,
-            "box_score_thresh": self.net.roi_heads.score_thresh,
-            "detections_per_img": self.net.roi_heads.detections_per_img,
-        }
 
 
 def time_interleaved(
@@ -329,150 +260,6 @@ def time_segmenter(
     ]
 
 
-# ----------------------------------------------------------------------------------------- peer
-def build_maskrcnn_peer(
-    score_threshold: float, max_detections: int, min_size: int = 800, max_size: int = 1333
-) -> torch.nn.Module:
-    """torchvision Mask R-CNN ResNet-50 FPN, random init (no download), eval mode."""
-    from torchvision.models.detection import maskrcnn_resnet50_fpn
-
-    torch.manual_seed(0)
-    model = maskrcnn_resnet50_fpn(
-        weights=None,
-        weights_backbone=None,
-        num_classes=91,
-        box_score_thresh=score_threshold,
-        box_detections_per_img=max_detections,
-        min_size=min_size,
-        max_size=max_size,
-    )
-    return model.eval()
-
-
-def time_maskrcnn(
-    model: torch.nn.Module,
-    images: list[np.ndarray],
-    batch: int,
-    warmup: int,
-    runs: int,
-    mask_threshold: float = 0.5,
-    model_name: str = "maskrcnn_resnet50_fpn",
-    device: str = "cpu",
-) -> BenchRow:
-    """Stage timings of the Mask R-CNN peer (see :class:`MaskRcnnRunner`)."""
-    runner = MaskRcnnRunner(model, device, mask_threshold, model_name)
-    return time_interleaved([runner], images, batch, warmup, runs)[0]
-
-
-# ---------------------------------------------------------------------------------------- machine
-def machine_info() -> dict[str, Any]:
-    """CPU/GPU, core counts, load, library versions, date (UTC) and git commit."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "nproc": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda_available": torch.cuda.is_available(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    for mod in ("torchvision", "onnxruntime", "onnx", "tensorrt"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            info[mod] = None
-    try:
-        info["git_commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip() or None  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
-    return info
-
-
-# ------------------------------------------------------------------------------------------ report
-def format_table(rows: Sequence[BenchRow]) -> str:
-    """One table: stage medians/p95 per batch (ms), images/s, detections per image."""
-    head = (
-        f"{'model':<24} {'backend':<12} {'device':<7} {'prec':<5} {'batch':>5} "
-        f"{'pre ms med/p95':>15} {'net ms med/p95':>17} {'post ms med/p95':>16} {'e2e ms med/p95':>17} "
-        f"{'img/s':>7} {'det/img':>7}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in rows:
-
-        def s(x: Stat) -> str:
-            return f"{x.median_ms:.1f}/{x.p95_ms:.1f}"
-
-        lines.append(
-            f"{r.model:<24.24} {r.backend:<12} {r.device:<7.7} {r.precision:<5} {r.batch:>5} "
-            f"{s(r.pre):>15} {s(r.net):>17} {s(r.post):>16} {s(r.e2e):>17} "
-            f"{r.images_per_s:>7.2f} {r.detections_per_image:>7.1f}"
-        )
-    return "\n".join(lines)
-
-
-def throughput_summary(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
-    """Per (model, backend): images/s at batch 1 and at the best batch."""
-    groups: dict[tuple[str, str, str], list[BenchRow]] = {}
-    for r in rows:
-        groups.setdefault((r.model, r.backend, r.precision), []).append(r)
-    out = []
-    for (model, backend, prec), rs in groups.items():
-        b1 = next((r for r in rs if r.batch == 1), None)
-        best = max(rs, key=lambda r: r.images_per_s)
-        out.append(
-            {
-                "model": model,
-                "backend": backend,
-                "precision": prec,
-                "images_per_s_batch1": b1.images_per_s if b1 else None,
-                "e2e_ms_batch1_median": b1.e2e.median_ms if b1 else None,
-                "best_batch": best.batch,
-                "images_per_s_best": best.images_per_s,
-            }
-        )
-    return out
-
-
-def format_summary(summary: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        f"{'model':<24} {'backend':<12} {'prec':<5} {'img/s @1':>9} {'best batch':>10} {'img/s @best':>11}"
-    ]
-    for s in summary:
-        b1 = f"{s['images_per_s_batch1']:.2f}" if s["images_per_s_batch1"] is not None else "-"
-        lines.append(
-            f"{s['model']:<24.24} {s['backend']:<12} {s['precision']:<5} {b1:>9} {s['best_batch']:>10} "
-            f"{s['images_per_s_best']:>11.2f}"
-        )
-    return "\n".join(lines)
-
-
-def rows_to_json(rows: Sequence[BenchRow]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in rows]
-
-
-def write_results(path: str | Path, payload: dict[str, Any]) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    return p
-
-
 def make_runners(
     model_name: str,
     backends: dict[str, Callable[[], Backend]],
@@ -481,8 +268,6 @@ def make_runners(
 ) -> tuple[list[Runner], dict[str, str]]:
     """Create each backend (export/engine build happen here, untimed); returns runners and
     {backend: reason} for those that cannot run here."""
-    from instaseg_ros.runtime.base import BackendUnavailableError
-
     runners, skipped = [], {}
     for name, make in backends.items():
         try:
