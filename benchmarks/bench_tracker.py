@@ -6,8 +6,10 @@
 2. Accuracy: synthetic camera-motion sequences (``instaseg_ros.data.synthetic.generate_sequence``)
    segmented once by the shipped model (CPU, 1 thread); the same detections go to the tracker
    and to a plain frame-to-frame IoU matcher, as they are and with a random fraction of them
-   removed (``--dropout``: a flickering detector). MOTA, IDF1, ID switches (per 100 frames),
-   fragmentations and detection recall with motmetrics (mask IoU >= 0.5, same class).
+   removed (``--dropout``: a flickering detector); the same with the ground truth as detections
+   (an oracle detector: tracking quality when detection recall is not the limit). MOTA, IDF1,
+   ID switches (per 100 frames), fragmentations and detection recall with motmetrics (mask IoU >= 0.5,
+   same class).
 
     python benchmarks/bench_tracker.py                       # both parts
     python benchmarks/bench_tracker.py --sequences 4 --length 30 --dropout 0 --skip-timing
@@ -117,6 +119,17 @@ def _gt_ids(frames) -> list[np.ndarray]:
     return out
 
 
+def _track(trk, dets: list, images: list[np.ndarray], frame_step: int) -> list:
+    """Run ``trk`` over one sequence -> per-frame ``TrackFrame`` (ids, masks, classes)."""
+    from instaseg_ros.evaluation.tracking_metrics import TrackFrame
+
+    out = []
+    for k, (inst, image) in enumerate(zip(dets, images)):
+        ids = trk.update(inst, image, int(k * frame_step * 1e9 / RATE_HZ))
+        out.append(TrackFrame(ids.astype(np.int64), masks=inst.masks, class_ids=inst.class_ids))
+    return out
+
+
 def evaluate(
     model: str, sequences: int, length: int, seed: int, score_threshold: float,
     frame_step: int = 1, dropouts: tuple[float, ...] = (0.0,),
@@ -126,6 +139,7 @@ def evaluate(
     import torch
     from scipy.optimize import linear_sum_assignment
 
+    from instaseg_ros.core.instances import Instances
     from instaseg_ros.core.segmenter import InferenceParams
     from instaseg_ros.data.synthetic import CLASS_NAMES, SynthConfig, generate_sequence
     from instaseg_ros.evaluation.tracking_metrics import TrackFrame, frame_distances, tracking_metrics
@@ -138,7 +152,7 @@ def evaluate(
     if list(seg.class_names) != list(CLASS_NAMES):
         raise SystemExit(f"model classes {seg.class_names} differ from the generator's {CLASS_NAMES}")
     cfg = SynthConfig()
-    gt_seqs, det_seqs, images, gt_source = {}, {}, {}, "track_ids"
+    gt_seqs, det_seqs, images, gt_frames, gt_source = {}, {}, {}, {}, "track_ids"
     t_model = []
     for s in range(sequences):
         name = f"seq{s:02d}"
@@ -153,6 +167,7 @@ def evaluate(
             dets.append(seg.segment([f.image], params)[0])
             t_model.append(time.perf_counter() - t0)
         det_seqs[name] = dets
+        gt_frames[name] = frames
         images[name] = [f.image for f in frames]
         print(f"  {name}: {length} frames, {sum(len(i) for i in ids)} objects, "
               f"{sum(len(d) for d in dets)} detections", flush=True)
@@ -166,22 +181,28 @@ def evaluate(
             if d.size:
                 r, c = linear_sum_assignment(np.nan_to_num(d, nan=2.0))
                 found += int(np.count_nonzero(np.isfinite(d[r, c])))
+    # the same sequences with the ground truth as detections (a perfect detector, score 1):
+    # what the trackers do when detection recall is not the limit
+    oracle = {
+        name: [Instances(f.boxes, np.ones(len(f)), f.labels, f.masks, f.masks.shape[1:]) for f in frames]
+        for name, frames in gt_frames.items()
+    }
     results: dict = {}
-    for p in dropouts:
-        rng = np.random.default_rng(seed)
-        kept = {name: [d.select(rng.random(len(d)) >= p) for d in dets] for name, dets in det_seqs.items()}
-        results[f"dropout_{p:g}"] = res = {}
-        for method, make in (("tracker", Tracker), ("iou_baseline", IoUMatcher)):
-            seqs = {}
-            for name, dets in kept.items():
-                trk = make()
-                pred = []
-                for k, (inst, image) in enumerate(zip(dets, images[name])):
-                    tid = trk.update(inst, image, int(k * frame_step * 1e9 / RATE_HZ))
-                    pred.append(TrackFrame(tid.astype(np.int64), masks=inst.masks, class_ids=inst.class_ids))
-                seqs[name] = (gt_seqs[name], pred)
-            res[method] = tracking_metrics(seqs, iou_threshold=0.5)
-            res[method]["counters_last_sequence"] = trk.stats.snapshot()
+    for detector, source in (("model", det_seqs), ("oracle", oracle)):
+        for p in dropouts:
+            rng = np.random.default_rng(seed)
+            kept = {name: [d.select(rng.random(len(d)) >= p) for d in dets] for name, dets in source.items()}
+            results[f"{detector}_dropout_{p:g}"] = res = {}
+            for method, make in (("tracker", Tracker), ("iou_baseline", IoUMatcher)):
+                seqs = {}
+                for name, dets in kept.items():
+                    trk = make()
+                    seqs[name] = (gt_seqs[name], _track(trk, dets, images[name], frame_step))
+                res[method] = m = tracking_metrics(seqs, iou_threshold=0.5)
+                r, pr = m["overall"]["recall"], m["overall"]["precision"]
+                # IDF1 cannot exceed the detections' F1 (every detection is published with an id)
+                m["overall"]["idf1_ceiling"] = 2 * r * pr / (r + pr) if r and pr else 0.0
+                m["counters_last_sequence"] = trk.stats.snapshot()
     from instaseg_ros.tracking import TrackerConfig
 
     return {
@@ -204,18 +225,18 @@ def evaluate(
 
 _COLUMNS = {
     "idf1": "IDF1", "mota": "MOTA", "id_switches": "IDsw", "id_switches_per_100_frames": "IDsw/100f",
-    "fragmentations": "frag", "recall": "recall", "precision": "precision",
+    "fragmentations": "frag", "recall": "recall", "precision": "precision", "idf1_ceiling": "IDF1 max",
 }
 
 
 def _print_accuracy(acc: dict) -> None:
     print(f"\ndetection recall (mask IoU >= 0.5, same class): {acc['detection_recall']:.3f}")
-    print(f"{'dropout':<12}{'method':<14}" + "".join(f"{v:>11}" for v in _COLUMNS.values()))
+    print(f"{'detections':<20}{'method':<14}" + "".join(f"{v:>11}" for v in _COLUMNS.values()))
     for variant, per_method in acc["results"].items():
         for method, res in per_method.items():
             m = res["overall"]
             cells = (f"{m[k]:>11.3f}" if isinstance(m[k], float) else f"{m[k]!s:>11}" for k in _COLUMNS)
-            print(f"{variant.removeprefix('dropout_'):<12}{method:<14}" + "".join(cells))
+            print(f"{variant.replace('_dropout_', ' drop '):<20}{method:<14}" + "".join(cells))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from instaseg_ros.runtime.benchmark import machine_info
+    from instaseg_ros.evaluation.benchmark import machine_info
 
     out: dict = {"machine": machine_info()}
     if not args.skip_timing:
