@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 from instaseg_ros.core.segmenter import InferenceParams
+from instaseg_ros.evaluation.benchmark import machine_info
 from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter
 from instaseg_ros.ops.deform import ModulatedDeformConv2d
-from instaseg_ros.runtime.benchmark import machine_info
 
 
 def test_image(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -224,20 +224,22 @@ def official_runner(
             cls, sc, bx, mk = postprocess(
                 preds, w, h, crop_masks=True, score_threshold=params.score_threshold
             )
-            if isinstance(sc, list):  # YOLACT++ re-scoring: [box scores, mask scores]; ours = mask scores
-                keep = sc[1] >= params.score_threshold
-                cls, sc, bx, mk = cls[keep], sc[1][keep], bx[keep], mk[keep]
+            mask_sc = None
+            if isinstance(sc, list):  # YOLACT++ re-scoring: [box scores, mask scores]
+                sc, mask_sc = sc
             timer.wall.setdefault("e2e", []).append((time.perf_counter() - t) * 1000)
             timer.cpu.setdefault("e2e", []).append((time.process_time() - c) * 1000)
         order = sc.argsort(0, descending=True)[: params.top_k]
-        return cls[order].numpy(), sc[order].numpy(), bx[order].numpy(), mk[order].numpy().astype(bool)
+        out = cls[order].numpy(), sc[order].numpy(), bx[order].numpy(), mk[order].numpy().astype(bool)
+        return out if mask_sc is None else (*out, mask_sc[order].numpy())
 
     return once
 
 
 def compare(official_out, inst) -> dict:
     """Match every detection of the authors' code to ours (same class, nearest score, then box)."""
-    cls, sc, bx, mk = official_out
+    cls, sc, bx, mk = official_out[:4]
+    mask_sc = official_out[4] if len(official_out) > 4 else None
     used: set[int] = set()
     pairs = []
     for i in range(len(sc)):
@@ -269,6 +271,12 @@ def compare(official_out, inst) -> dict:
             max((np.abs(bx[i] - np.trunc(inst.boxes[j])).max() for i, j in close), default=0.0)
         ),
         "min_mask_iou": min((ious[k] for k, pr in enumerate(pairs) if pr in close), default=1.0),
+        "mask_ious_of_nonempty_masks_min": min(
+            (ious[k] for k, (i, j) in enumerate(pairs) if (i, j) in close and mk[i].any()), default=1.0
+        ),
+        "max_mask_score_diff": None
+        if mask_sc is None or inst.mask_scores is None
+        else float(max((abs(mask_sc[i] - inst.mask_scores[j]) for i, j in close), default=0.0)),
     }
 
 
@@ -320,9 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         timer = Timer("cpu")
         runners["authors' code fp32"] = (
-            official_runner(
-                args.official, args.backbone, model.state_dict(), img, params, timer, args.plus
-            ),
+            official_runner(args.official, args.backbone, model.state_dict(), img, params, timer, args.plus),
             timer,
         )
     for fn, timer in runners.values():

@@ -21,6 +21,10 @@ class Instances:
         masks: [N, H, W] bool, full resolution of the original image.
         image_size: (H, W) of the original image.
         class_names: names of the model's classes (index = class id).
+        mask_scores: [N] float32 mask quality scores where the model predicts them (YOLACT++: box
+            score x predicted mask IoU, the authors' ``rescore_mask``), else None. ``scores`` stay
+            the box/class scores (thresholds and ordering use them); COCO segmentation results
+            and the semantic confidence image use ``mask_scores`` when present.
     """
 
     boxes: np.ndarray
@@ -29,6 +33,7 @@ class Instances:
     masks: np.ndarray
     image_size: tuple[int, int]
     class_names: list[str] = field(default_factory=list)
+    mask_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h, w = (int(v) for v in self.image_size)
@@ -38,6 +43,10 @@ class Instances:
         self.class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
         self.masks = np.asarray(self.masks, dtype=bool).reshape(-1, h, w)
         n = len(self.scores)
+        if self.mask_scores is not None:
+            self.mask_scores = np.asarray(self.mask_scores, dtype=np.float32).reshape(-1)
+            if len(self.mask_scores) != n:
+                raise ValueError(f"Instances: {len(self.mask_scores)} mask_scores for {n} instances")
         if not (len(self.boxes) == n == len(self.class_ids) == len(self.masks)):
             raise ValueError(
                 f"Instances fields disagree in length: boxes={len(self.boxes)}, "
@@ -49,6 +58,8 @@ class Instances:
             self.scores = self.scores[order]
             self.class_ids = self.class_ids[order]
             self.masks = self.masks[order]
+            if self.mask_scores is not None:
+                self.mask_scores = self.mask_scores[order]
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -80,6 +91,7 @@ class Instances:
             masks=self.masks[keep],
             image_size=self.image_size,
             class_names=self.class_names,
+            mask_scores=None if self.mask_scores is None else self.mask_scores[keep],
         )
 
     def instance_id_image(self) -> np.ndarray:

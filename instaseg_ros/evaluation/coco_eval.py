@@ -36,6 +36,8 @@ def instances_to_coco(
                 "segmentation": encode_rle(inst.masks[i]),
             }
         )
+        if inst.mask_scores is not None:  # scored separately for segmentation (see evaluate_coco)
+            out[-1]["mask_score"] = float(inst.mask_scores[i])
     return out
 
 
@@ -68,8 +70,8 @@ def evaluate_coco(
     metrics: dict[str, Any] = {"num_images": len(ids), "num_detections": len(results)}
     for iou_type in iou_types:
         dets = [r for r in results if r["image_id"] in set(ids)]
-        if iou_type == "segm":
-            dets = [r for r in dets if "segmentation" in r]
+        if iou_type == "segm":  # masks are ranked by their own score where the model has one (YOLACT++)
+            dets = [r | {"score": r.get("mask_score", r["score"])} for r in dets if "segmentation" in r]
         if not dets:
             metrics[iou_type] = {k: 0.0 for k in STAT_NAMES} | {"per_class": {n: 0.0 for n in cats.values()}}
             continue

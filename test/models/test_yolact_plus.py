@@ -89,7 +89,7 @@ def test_batchnorm_folds_into_deformable_convs():
     torch.testing.assert_close(a["conf"], b["conf"], atol=2e-3, rtol=1e-3)
 
 
-def test_rescoring_multiplies_by_the_predicted_mask_iou_and_keeps_the_rule():
+def test_rescoring_changes_mask_scores_and_leaves_box_scores_alone():
     torch.manual_seed(2)
     cfg = plus_r50(size=256, num_classes=3)
     model = YolactSE(cfg).eval()
@@ -101,14 +101,37 @@ def test_rescoring_multiplies_by_the_predicted_mask_iou_and_keeps_the_rule():
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("maskiou_net.")})
     img = (np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)
     p = InferenceParams(score_threshold=0.05, top_k=50)
-    seg = YolactSegmenter(model, cfg, optimize=False)
-    rescored = seg.segment([img], p)[0]
+    plus = YolactSegmenter(model, cfg, optimize=False).segment([img], p)[0]
     base = YolactSegmenter(plain, plain_cfg, optimize=False).segment([img], p)[0]
-    assert len(base) > 0 and len(rescored) > 0
-    assert np.all(rescored.scores >= p.score_threshold)
-    x, _ = seg.preprocess([img])
-    for box, score, cls in zip(rescored.boxes, rescored.scores, rescored.class_ids):
-        j = int(np.argmin(np.abs(base.boxes - box).sum(1) + 1e3 * (base.class_ids != cls)))
-        assert np.abs(base.boxes[j] - box).max() < 1e-3  # same detection ...
-        assert 0 <= score <= base.scores[j] * 2  # ... with a score scaled by the predicted IoU
-        assert score != pytest.approx(float(base.scores[j]), abs=1e-6)
+    assert len(base) > 0 and base.mask_scores is None
+    np.testing.assert_array_equal(plus.scores, base.scores)  # box scores, order and boxes unchanged
+    np.testing.assert_array_equal(plus.boxes, base.boxes)
+    assert plus.mask_scores is not None and len(plus.mask_scores) == len(plus)
+    assert not np.allclose(plus.mask_scores, plus.scores)
+    # mask score = box score x predicted IoU of its class (>= 0 after the head's ReLU)
+    assert np.all(plus.mask_scores >= 0)
+    from instaseg_ros.evaluation.coco_eval import instances_to_coco
+
+    res = instances_to_coco(plus, 1)
+    assert [r["mask_score"] for r in res] == pytest.approx(plus.mask_scores.tolist())
+    assert [r["score"] for r in res] == pytest.approx(plus.scores.tolist())
+
+
+def test_official_yolact_plus_r101_layout_loads(tmp_path):
+    doc = json.loads((ROOT / "test/fixtures/yolact_plus_official_keys_resnet101.json").read_text())
+    sd = {k: torch.zeros(s) for k, s in doc["keys"]}
+    inferred = infer_config_from_state_dict(sd, "yolact_plus_base_54_800000.pth")
+    assert inferred["backbone"] == "resnet101"
+    assert inferred["dcn_layers"][1:] == [4, 23, 3] and inferred["dcn_interval"] == 3
+    model = YolactSE(YolactConfig.from_dict(inferred))
+    assert sorted(set(model.state_dict()) ^ set(sd)) == []
+
+
+def test_yolact_se_plus_composes_channel_attention_with_dcn():
+    cfg = YolactConfig.from_dict({**plus_r50(size=256, num_classes=3).to_dict(), "attention": True})
+    model = YolactSE(cfg).eval()
+    keys = model.state_dict().keys()
+    assert any(k.startswith("backbone.attention.") for k in keys)
+    assert any(".conv_offset_mask." in k for k in keys) and any(k.startswith("maskiou_net.") for k in keys)
+    img = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
+    assert isinstance(YolactSegmenter(model, cfg).segment([img])[0].boxes, np.ndarray)

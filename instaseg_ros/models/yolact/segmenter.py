@@ -132,13 +132,9 @@ class YolactSegmenter(Segmenter):
         if idx.numel() == 0:
             return Instances.empty((h, w), self.class_names)
         boxes = boxes[idx]
+        mask_scores = None
         if self.model.maskiou_net is not None:
-            keep, det_scores = self._rescore(
-                raw["proto"][b].float(), coeffs[idx], boxes, classes, det_scores, p
-            )
-            idx, classes, boxes = idx[keep], classes[keep], boxes[keep]
-            if idx.numel() == 0:
-                return Instances.empty((h, w), self.class_names)
+            mask_scores = self._rescore(raw["proto"][b].float(), coeffs[idx], boxes, classes, det_scores)
         masks = assemble_masks(
             raw["proto"][b].float(), coeffs[idx], boxes, (h, w), p.mask_threshold, self.cfg.mask_crop_padding
         )
@@ -151,22 +147,17 @@ class YolactSegmenter(Segmenter):
             masks=masks.cpu().numpy(),
             image_size=(h, w),
             class_names=self.class_names,
+            mask_scores=None if mask_scores is None else mask_scores.cpu().numpy(),
         )
 
-    def _rescore(self, proto, coeffs, boxes, classes, scores, p: InferenceParams):
-        """YOLACT++ mask re-scoring: score x predicted mask IoU of its class, then THE score rule.
-
-        Returns (order [n'] into the detections, new scores [n']) by descending new score.
-        """
-        m = crop_masks(
-            torch.sigmoid(torch.einsum("hwk,nk->nhw", proto, coeffs)), boxes, self.cfg.mask_crop_padding
-        )
+    def _rescore(self, proto, coeffs, boxes, classes, scores) -> torch.Tensor:
+        """YOLACT++ mask scores [n]: box score x the predicted IoU of the mask for its class (the
+        authors' ``rescore_mask``); the box scores, the threshold and the order stay as they are."""
+        m = torch.sigmoid(torch.einsum("hwk,nk->nhw", proto, coeffs))
+        m = crop_masks(m, boxes, self.cfg.mask_crop_padding)  # [n, h, w] as the authors feed it
         net = self.model.maskiou_net
         iou = net(m[:, None].to(next(net.parameters()).dtype)).float()  # [n, C]
-        rescored = scores * iou.gather(1, classes[:, None]).squeeze(1)
-        keep = torch.nonzero(keep_score(rescored, p.score_threshold)).flatten()
-        keep = keep[torch.argsort(rescored[keep], descending=True, stable=True)]
-        return keep, rescored[keep]
+        return scores * iou.gather(1, classes[:, None]).squeeze(1)
 
 
 def bilinear_matrix(out_size: int, in_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
