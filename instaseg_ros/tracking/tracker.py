@@ -92,19 +92,13 @@ class TrackerConfig:
                 f"TrackerConfig: low_threshold ({self.low_threshold}) must not exceed "
                 f"high_threshold ({self.high_threshold})"
             )
-        if self.min_hits < 1:
-            raise ValueError(f"TrackerConfig.min_hits must be >= 1, got {self.min_hits}")
-        if self.max_age < 0:
-            raise ValueError(f"TrackerConfig.max_age must be >= 0, got {self.max_age}")
-        if self.box_weight < 0 or self.mask_weight < 0 or self.box_weight + self.mask_weight <= 0:
-            raise ValueError(
-                f"TrackerConfig: box_weight and mask_weight must be >= 0 with a positive sum, got "
-                f"{self.box_weight}, {self.mask_weight}"
-            )
-        if self.reid_distance < 0:
-            raise ValueError(f"TrackerConfig.reid_distance must be >= 0, got {self.reid_distance}")
-        if self.mask_stride < 1:
-            raise ValueError(f"TrackerConfig.mask_stride must be >= 1, got {self.mask_stride}")
+        lower = {"min_hits": 1, "max_age": 0, "box_weight": 0, "mask_weight": 0, "reid_distance": 0,
+                 "mask_stride": 1}
+        for name, lo in lower.items():
+            if getattr(self, name) < lo:
+                raise ValueError(f"TrackerConfig.{name} must be >= {lo}, got {getattr(self, name)}")
+        if self.box_weight + self.mask_weight <= 0:
+            raise ValueError("TrackerConfig: box_weight + mask_weight must be positive")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TrackerConfig:
@@ -255,6 +249,16 @@ class Tracker:
         self._last_stamp = None
         self._periods.clear()
 
+    def configure(self, config: TrackerConfig) -> None:
+        """Change the settings at run time (node parameters). Tracks are kept unless the mask grid
+        changes (``mask_stride``) or tracking is switched off; counters and the id counter are kept."""
+        old, self.config = self.config, config
+        if config.mask_stride != old.mask_stride:
+            self.reset()
+            self._image_size = None  # rebuild the mask grid on the next frame
+        elif not config.enabled and len(self._tracks):
+            self.reset()
+
     @property
     def track_count(self) -> int:
         """Tracks alive (matched in the last frame or kept for re-identification)."""
@@ -284,6 +288,8 @@ class Tracker:
         cfg = self.config
         self.stats.frames += 1
         if not cfg.enabled:
+            if len(self._tracks):
+                self.reset()
             self.stats.live = n
             return np.arange(1, n + 1, dtype=np.uint16)
         if image_bgr is not None:

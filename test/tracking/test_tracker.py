@@ -150,6 +150,22 @@ def test_disabled_gives_per_frame_indices():
     assert out == [{"a": 1, "b": 2}] * 3
 
 
+def test_configure_at_run_time():
+    objs = [obj("a", 10), obj("b", 100, colour=COLOURS[1])]
+    tracker = Tracker()
+    run(tracker, [objs] * 3)
+    tracker.configure(TrackerConfig(max_age=5))  # a threshold change keeps the tracks
+    assert run(tracker, [objs], start=3)[0] == {"a": 1, "b": 2} and tracker.stats.resets == 0
+    tracker.configure(TrackerConfig(mask_stride=4))  # a new mask grid starts over
+    assert tracker.track_count == 0 and tracker.stats.resets == 1
+    assert run(tracker, [objs] * 2, start=4)[-1] == {"a": 3, "b": 4}
+    tracker.configure(TrackerConfig(enabled=False))
+    assert tracker.track_count == 0
+    assert run(tracker, [objs], start=6)[0] == {"a": 1, "b": 2}
+    tracker.configure(TrackerConfig())
+    assert run(tracker, [objs], start=7)[0] == {"a": 5, "b": 6}
+
+
 def test_ids_wrap_past_65535_and_skip_live_ids():
     alloc = IdAllocator(start=65534)
     assert alloc.allocate(3, alive=[1]) == [65534, 65535, 2]
