@@ -14,7 +14,7 @@ spec=BagSpec(write_images=True))`` writes. Torch-free, so a node running it star
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,18 +80,29 @@ class GroundTruthSegmenter(Segmenter):
             pairs.append((iid, img))
         return cls.from_frames(gt, pairs, params)
 
-    def _segment(self, images: list[np.ndarray], params: InferenceParams) -> list[Instances]:
-        keep_ids = self.class_filter_ids(params)
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[list[str], list[tuple[int, int]]]:
+        """Images -> (content keys [B], image sizes (H, W) [B]): the "input tensor" is the lookup key."""
+        return [image_key(img) for img in images], [tuple(img.shape[:2]) for img in images]
+
+    def forward_raw(self, tensor: list[str]) -> list[Instances | None]:
+        """Keys -> the stored ground truth of each image (None: an image it does not know)."""
+        return [self.table.get(k) for k in tensor]
+
+    def postprocess(
+        self, raw: list[Instances | None], metas: list[tuple[int, int]], params: InferenceParams | None = None
+    ) -> list[Instances]:
+        """Score threshold (>=), class filter and top-k on the stored instances; unknown images: none."""
+        p = params or self.params
+        keep_ids = self.class_filter_ids(p)
         out = []
-        for img in images:
-            inst = self.table.get(image_key(img))
+        for inst, size in zip(raw, metas):
             if inst is None:
-                out.append(Instances.empty(img.shape[:2], self.class_names))
+                out.append(Instances.empty(size, self.class_names))
                 continue
-            keep = inst.scores >= params.score_threshold
+            keep = inst.scores >= p.score_threshold
             if keep_ids is not None:
                 keep &= np.isin(inst.class_ids, keep_ids)
-            out.append(inst.select(np.flatnonzero(keep)[: params.top_k]))
+            out.append(inst.select(np.flatnonzero(keep)[: p.top_k]))
         return out
 
 
