@@ -80,6 +80,76 @@ class TrackFrame:
                 raise ValueError(f"TrackFrame: {len(v)} {name} for {n} ids")
 
 
+def frames_from_id_images(
+    id_images: Sequence[np.ndarray], classes: Sequence[Mapping[int, int]] | None = None
+) -> list[TrackFrame]:
+    """Frames from instance-id images such as the node's ``~/instance_mask`` (value = track id).
+
+    Args:
+        id_images: per frame [H, W] integer image, 0 background, k = object k.
+        classes: per frame {id: class id} (e.g. from the matching Detection2D array), or None.
+
+    Returns:
+        one ``TrackFrame`` (ids ascending, masks) per image.
+    """
+    out = []
+    for k, img in enumerate(id_images):
+        img = np.asarray(img)
+        if img.ndim != 2:
+            raise ValueError(f"frames_from_id_images: frame {k} is not a 2-D id image (shape {img.shape})")
+        ids = np.unique(img)
+        ids = ids[ids != 0]
+        masks = img[None] == ids[:, None, None]
+        cls = None
+        if classes is not None:
+            missing = [int(i) for i in ids if int(i) not in classes[k]]
+            if missing:
+                raise ValueError(f"frames_from_id_images: frame {k} has no class for ids {missing}")
+            cls = [classes[k][int(i)] for i in ids]
+        out.append(TrackFrame(ids, masks=masks, class_ids=cls))
+    return out
+
+
+def frames_from_coco(gt: Mapping[str, Any], image_ids: Sequence[int]) -> list[TrackFrame]:
+    """Ground-truth frames from a COCO dict whose annotations carry ``track_id``.
+
+    Args:
+        gt: COCO dict (images, annotations with ``track_id``, RLE or polygon ``segmentation``).
+        image_ids: the frames of one sequence, in time order.
+
+    Returns:
+        one ``TrackFrame`` per image id: ids = track_id, masks decoded, class_ids = category_id.
+    """
+    from pycocotools import mask as mask_util
+
+    from instaseg_ros.core.masks import decode_rle
+
+    images = {im["id"]: im for im in gt["images"]}
+    by_image: dict[int, list[dict]] = {i: [] for i in image_ids}
+    for ann in gt["annotations"]:
+        if ann["image_id"] in by_image:
+            if "track_id" not in ann:
+                raise ValueError(f"frames_from_coco: annotation {ann.get('id')} has no track_id")
+            by_image[ann["image_id"]].append(ann)
+    out = []
+    for iid in image_ids:
+        if iid not in images:
+            raise ValueError(f"frames_from_coco: no image with id {iid}")
+        h, w = images[iid]["height"], images[iid]["width"]
+        anns = by_image[iid]
+        masks = np.zeros((len(anns), h, w), bool)
+        for j, ann in enumerate(anns):
+            seg = ann["segmentation"]
+            if isinstance(seg, list):  # polygons
+                masks[j] = mask_util.decode(mask_util.merge(mask_util.frPyObjects(seg, h, w))).astype(bool)
+            else:
+                masks[j] = decode_rle(seg)
+        out.append(TrackFrame(
+            [a["track_id"] for a in anns], masks=masks, class_ids=[a["category_id"] for a in anns]
+        ))
+    return out
+
+
 def frame_distances(gt: TrackFrame, pred: TrackFrame, iou_threshold: float = 0.5) -> np.ndarray:
     """[G, P] distance ``1 - IoU`` for motmetrics, NaN where a pair may not match.
 

@@ -97,3 +97,35 @@ def test_bad_input():
         TrackFrame([1])
     with pytest.raises(ValueError, match="2 ground-truth frames but 1"):
         tracking_metrics({"s": (seq(([1], [A]), ([1], [A])), seq(([1], [A])))})
+
+
+def test_frames_from_id_images_and_coco_agree():
+    from instaseg_ros.core.masks import encode_rle
+    from instaseg_ros.evaluation.tracking_metrics import frames_from_coco, frames_from_id_images
+
+    img = np.zeros((2, 8, 10), np.uint16)
+    img[0, 1:4, 1:4] = 7
+    img[0, 5:8, 5:9] = 300
+    img[1, 2:5, 1:4] = 7
+    frames = frames_from_id_images(img, classes=[{7: 1, 300: 2}, {7: 1}])
+    assert frames[0].ids.tolist() == [7, 300] and frames[0].class_ids.tolist() == [1, 2]
+    assert frames[1].masks.sum() == 9
+    with pytest.raises(ValueError, match="no class for ids \\[300\\]"):
+        frames_from_id_images(img[:1], classes=[{7: 1}])
+
+    gt = {
+        "images": [{"id": 1, "height": 8, "width": 10}, {"id": 2, "height": 8, "width": 10}],
+        "annotations": [
+            {"id": k + 1, "image_id": iid, "category_id": cat, "track_id": tid, "segmentation": encode_rle(m)}
+            for k, (iid, cat, tid, m) in enumerate(
+                [(1, 1, 3, img[0] == 7), (1, 2, 4, img[0] == 300), (2, 1, 3, img[1] == 7)]
+            )
+        ],
+    }
+    gt_frames = frames_from_coco(gt, [1, 2])
+    assert gt_frames[0].ids.tolist() == [3, 4] and gt_frames[1].ids.tolist() == [3]
+    m = tracking_metrics({"s": (gt_frames, frames)})["overall"]
+    assert m["idf1"] == 1.0 and m["mean_iou"] == 1.0 and m["num_gt"] == 3
+    del gt["annotations"][0]["track_id"]
+    with pytest.raises(ValueError, match="no track_id"):
+        frames_from_coco(gt, [1])
