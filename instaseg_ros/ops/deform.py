@@ -68,3 +68,30 @@ def dcn_uses(block: int, blocks: int, dcn_layers: int, dcn_interval: int) -> boo
     if block == 0:
         return dcn_layers >= blocks
     return block + dcn_layers >= blocks and block % dcn_interval == 0
+
+
+def uses_deformable(module: nn.Module) -> bool:
+    """Whether ``module`` contains a :class:`ModulatedDeformConv2d` (exports need ONNX opset >= 19)."""
+    return any(isinstance(m, ModulatedDeformConv2d) for m in module.modules())
+
+
+DEFORM_CONV_OPSET = 19  # ONNX DeformConv was added in opset 19
+
+
+def register_onnx_symbolic() -> None:
+    """Export ``torchvision::deform_conv2d`` as the ONNX ``DeformConv`` operator (opset 19), which ONNX
+    Runtime (CPU) and the TensorRT ONNX parser (10.1 and newer) implement."""
+    import torchvision  # noqa: F401 - registers the torchvision operators
+    from torch.onnx import register_custom_op_symbolic
+    from torch.onnx.symbolic_helper import parse_args
+
+    @parse_args("v", "v", "v", "v", "v", "i", "i", "i", "i", "i", "i", "i", "i", "b")
+    def deform_conv(g, x, w, offset, mask, bias, sh, sw, ph, pw, dh, dw, groups, offset_groups, _use_mask):
+        kh, kw = w.type().sizes()[-2:]
+        return g.op(
+            "DeformConv", x, w, offset, bias, mask, dilations_i=[dh, dw], group_i=groups,
+            offset_group_i=offset_groups, kernel_shape_i=[kh, kw], pads_i=[ph, pw, ph, pw],
+            strides_i=[sh, sw],
+        )  # fmt: skip
+
+    register_custom_op_symbolic("torchvision::deform_conv2d", deform_conv, DEFORM_CONV_OPSET)

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from instaseg_ros.ops.deform import DEFORM_CONV_OPSET, register_onnx_symbolic, uses_deformable
 from instaseg_ros.runtime.networks import MAIN, MASK_HEAD, NetworkSpec, cpu_fp32_copy, network_specs
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 def _export_one(spec: NetworkSpec, path: Path, opset: int, dynamic: bool, batch: int, exporter: str) -> None:
     module = cpu_fp32_copy(spec.module).eval()
     x = spec.sample_input(batch)
+    if uses_deformable(module):  # YOLACT++: DCNv2 -> ONNX DeformConv, opset 19
+        register_onnx_symbolic()
+        if opset < DEFORM_CONV_OPSET:
+            log.info("DCNv2: opset %d raised to %d (ONNX DeformConv)", opset, DEFORM_CONV_OPSET)
+            opset = DEFORM_CONV_OPSET
     dynamic_axes = None
     if dynamic:
         dynamic_axes = {spec.input_name: {0: "batch"}, **{n: {0: "batch"} for n in spec.output_names}}

@@ -135,3 +135,25 @@ def test_yolact_se_plus_composes_channel_attention_with_dcn():
     assert any(".conv_offset_mask." in k for k in keys) and any(k.startswith("maskiou_net.") for k in keys)
     img = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
     assert isinstance(YolactSegmenter(model, cfg).segment([img])[0].boxes, np.ndarray)
+
+
+def test_yolact_plus_runs_in_onnx_runtime_with_deformconv():
+    """DCNv2 exports as ONNX DeformConv (opset 19) and ONNX Runtime's CPU kernel gives our detections."""
+    from instaseg_ros.runtime import wrap_segmenter
+
+    torch.manual_seed(0)
+    cfg = plus_r50(size=256, num_classes=3)
+    model = YolactSE(cfg).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, ModulatedDeformConv2d):
+                m.conv_offset_mask.weight.normal_(0, 0.01)  # real offsets, not the zero init
+        model.prediction_layers[0].conf_layer.weight.mul_(30)
+    seg = YolactSegmenter(model, cfg)
+    fast = wrap_segmenter(seg, "onnxruntime")
+    img = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    a, b = seg.segment([img])[0], fast.segment([img])[0]
+    assert len(a) >= 10 and len(a) == len(b)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    np.testing.assert_allclose(a.mask_scores, b.mask_scores, atol=1e-4)
+    assert np.mean([np.array_equal(x, y) for x, y in zip(a.masks, b.masks)]) > 0.9
