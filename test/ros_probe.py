@@ -210,6 +210,32 @@ class Probe:
         ]
         return self._call(self.set_params_client, req).results
 
+    def set_param_msgs(self, params: list, timeout: float = 30.0) -> list:
+        """Send rcl_interfaces/Parameter messages as they are (any type, any value): SetParametersResults."""
+        from rcl_interfaces.srv import SetParameters
+
+        req = SetParameters.Request()
+        req.parameters = params
+        return self._call(self.set_params_client, req, timeout).results
+
+    def get_params(self, *names: str) -> dict:
+        """Current values of ``names`` on the node (Python values; None for unset)."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        if not hasattr(self, "get_params_client"):
+            self.get_params_client = self.node.create_client(GetParameters, f"{self.fqn}/get_parameters")
+        values = self._call(self.get_params_client, GetParameters.Request(names=list(names))).values
+        return {n: parameter_value_to_python(v) for n, v in zip(names, values)}
+
+    def transition_id(self, transition_id: int, timeout: float = 60.0) -> bool:
+        """ChangeState by transition id (no label); True when the node reports success."""
+        from lifecycle_msgs.srv import ChangeState
+
+        req = ChangeState.Request()
+        req.transition.id = int(transition_id)
+        return bool(self._call(self.change_state_client, req, timeout=timeout).success)
+
     def state(self) -> str:
         from lifecycle_msgs.srv import GetState
 
@@ -240,6 +266,18 @@ class Probe:
             return None
 
         return wait_for(newest, timeout)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of process ``pid`` in MiB (from /proc; NaN when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
 
 
 def random_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -131,7 +131,13 @@ class InstasegNode(LifecycleNode):
         now = time.monotonic()
         if now - self._last_logged.get(kind, -float("inf")) >= period:
             self._last_logged[kind] = now
-            getattr(self.get_logger(), level)(text)
+            # one call site per severity: rclpy refuses a call site whose severity changes
+            if level == "warning":
+                self.get_logger().warning(text)
+            elif level == "info":
+                self.get_logger().info(text)
+            else:
+                self.get_logger().error(text)
 
     def report_exception(self, where: str, exc: BaseException) -> None:
         """An exception caught in ``where`` (a callback, the worker, the executor): logged with its
@@ -156,11 +162,12 @@ class InstasegNode(LifecycleNode):
 
         return call
 
-    def _LifecycleNode__on_change_state(self, req, resp):  # noqa: N802 - overrides rclpy's private handler
-        """rclpy's ChangeState service handler, which raises RCLError (ending the process) for a
-        transition id that is invalid in the current state; here such a request is refused."""
+    def _safe_change_state(self, req, resp):
+        """rclpy's ChangeState service handler (installed over it below), which raises RCLError and
+        so ends the process for a transition *id* that is invalid in the current state; here such a
+        request is answered ``success=False``."""
         try:
-            return LifecycleNode._LifecycleNode__on_change_state(self, req, resp)
+            return _RCLPY_CHANGE_STATE(self, req, resp)
         except Exception as exc:  # noqa: BLE001
             label = req.transition.label or f"id {req.transition.id}"
             self._log_throttled(
@@ -641,6 +648,20 @@ class InstasegNode(LifecycleNode):
         super().destroy_node()
 
 
+def _install_change_state_guard() -> Any:
+    """Route rclpy's private ChangeState handler (``__on_change_state`` of the lifecycle mixin, name-
+    mangled per class) through :meth:`InstasegNode._safe_change_state`; returns the original."""
+    for base in LifecycleNode.__mro__:
+        attr = f"_{base.__name__.lstrip('_')}__on_change_state"
+        if attr in vars(base):
+            setattr(InstasegNode, attr, InstasegNode._safe_change_state)
+            return vars(base)[attr]
+    raise ImportError("rclpy's lifecycle node has no __on_change_state handler to guard")
+
+
+_RCLPY_CHANGE_STATE = _install_change_state_guard()
+
+
 class _Interrupted(BaseException):
     """Raised by the signal handler to abandon a blocking start-up step (loading a model)."""
 
@@ -654,7 +675,13 @@ def main(args: list[str] | None = None) -> int:
     """
     from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        rclpy.init(
+            args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
+        )
+    except Exception as e:  # noqa: BLE001 - e.g. an unparsable --ros-args rule: one line, no traceback
+        print(f"instaseg_node: cannot start: {e}", file=sys.stderr)
+        return 2
     stop = {"requested": False, "interruptible": False}
 
     def on_signal(signum: int, _frame: Any) -> None:
