@@ -186,6 +186,14 @@ def test_cli_synth_writes_coco_and_bag(tmp_path):
     assert main(again) == 2  # the bag exists
     assert main([*again, "--overwrite"]) == 0
     assert bag_topics(tmp_path / "b" / "bag")["/camera/color/image_raw"][1] == 2
+    assert "/camera/depth/image_raw" not in bag_topics(tmp_path / "b" / "bag")
+    assert main([*again, "--overwrite", "--depth", "32FC1", "--ideal-depth"]) == 0
+    topics = bag_topics(tmp_path / "b" / "bag")
+    assert topics["/camera/depth/image_raw"] == ("sensor_msgs/msg/Image", 2)
+    assert topics["/camera/depth/camera_info"] == ("sensor_msgs/msg/CameraInfo", 2)
+    gt = json.loads((tmp_path / "b" / "ground_truth.json").read_text())
+    assert gt["info"]["depth_encoding"] == "32FC1" and gt["info"]["depth_noise"] is None
+    assert all(len(a["center_3d"]) == 3 and len(a["box_3d"]) == 6 for a in gt["annotations"])
     assert main(["synth", "--out", str(tmp_path / "x"), "--num-images", "0"]) == 2
     with pytest.raises(SystemExit):
         main(["synth", "--out", str(tmp_path / "x"), "--size", "640by480"])

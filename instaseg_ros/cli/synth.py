@@ -2,6 +2,7 @@
 
 instaseg synth --out DIR --num-images N --seed S [--size WxH] [--jpeg]
 instaseg synth --out DIR --num-images N --seed S --bag [--rate HZ] [--sequence-length L]
+               [--depth 16UC1|32FC1] [--ideal-depth]
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="bag mode: write sensor_msgs/CompressedImage on <topic>/compressed instead of raw bgr8",
     )
+    p.add_argument(
+        "--depth",
+        choices=["16UC1", "32FC1"],
+        default=None,
+        help="bag mode: add registered depth (16UC1 mm or 32FC1 m) with CameraInfo and 3D ground truth",
+    )
+    p.add_argument(
+        "--ideal-depth", action="store_true", help="bag mode: depth without the structured-light noise"
+    )
     p.add_argument("--overwrite", action="store_true", help="bag mode: replace an existing OUT/bag")
     p.set_defaults(func=run)
     return p
@@ -54,6 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from instaseg_ros.data.synthetic import (
         BagSpec,
+        DepthNoise,
         SynthConfig,
         generate_scene,
         write_coco,
@@ -84,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             sequence_length=args.sequence_length,
             write_images=args.with_images,
             compressed=args.compressed,
+            depth=args.depth,
+            depth_noise=None if args.ideal_depth else DepthNoise(),
         )
         if args.overwrite and (Path(args.out) / "bag").is_dir():
             shutil.rmtree(Path(args.out) / "bag")
@@ -92,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         except FileExistsError as e:
             print(f"instaseg synth: {e} (use --overwrite)", file=sys.stderr)
             return 2
+        with_depth = f" with {args.depth} depth" if args.depth else ""
         print(
-            f"wrote {args.num_images} frames at {args.rate:g} Hz to {bag} and ground truth {gt} "
+            f"wrote {args.num_images} frames{with_depth} at {args.rate:g} Hz to {bag} and ground truth {gt} "
             f"in {time.perf_counter() - t0:.1f} s"
         )
         return 0

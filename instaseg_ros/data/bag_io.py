@@ -345,6 +345,7 @@ class BagImageWriter:
         self._info_conn = (
             self._writer.add_connection(info_topic, INFO_TYPE, typestore=self.ts) if info_topic else None
         )
+        self._extra_conns: dict[str, Any] = {}
         self.count = 0
 
     def _header(self, stamp_ns: int, frame_id: str) -> Any:
@@ -397,6 +398,51 @@ class BagImageWriter:
                 self._info_conn, int(stamp_ns), self.ts.serialize_cdr(self._info_msg(header, info), INFO_TYPE)
             )
         self.count += 1
+
+    def write_raw(
+        self,
+        topic: str,
+        data: np.ndarray,
+        encoding: str,
+        stamp_ns: int,
+        frame_id: str,
+        info_topic: str | None = None,
+        info: CameraInfoSpec | None = None,
+    ) -> None:
+        """Write a raw ``sensor_msgs/Image`` of any encoding (e.g. ``16UC1``/``32FC1`` depth,
+        [H, W] or [H, W, C], little-endian) on another ``topic``, and its CameraInfo on
+        ``info_topic`` when both are given; topics are added on first use."""
+        if data.ndim not in (2, 3) or data.size == 0:
+            raise ValueError(
+                f"BagImageWriter.write_raw: expected an [H,W] or [H,W,C] array, got {data.shape}"
+            )
+        T = self.ts.types
+        header = self._header(stamp_ns, frame_id)
+        arr = np.ascontiguousarray(data)
+        h, w = arr.shape[:2]
+        msg = T[IMAGE_TYPE](
+            header=header,
+            height=h,
+            width=w,
+            encoding=encoding,
+            is_bigendian=0,
+            step=arr.strides[0],
+            data=arr.view(np.uint8).reshape(-1),
+        )
+        self._writer.write(
+            self._conn(topic, IMAGE_TYPE), int(stamp_ns), self.ts.serialize_cdr(msg, IMAGE_TYPE)
+        )
+        if info_topic and info is not None:
+            self._writer.write(
+                self._conn(info_topic, INFO_TYPE),
+                int(stamp_ns),
+                self.ts.serialize_cdr(self._info_msg(header, info), INFO_TYPE),
+            )
+
+    def _conn(self, topic: str, msgtype: str) -> Any:
+        if topic not in self._extra_conns:
+            self._extra_conns[topic] = self._writer.add_connection(topic, msgtype, typestore=self.ts)
+        return self._extra_conns[topic]
 
     def _info_msg(self, header: Any, c: CameraInfoSpec) -> Any:
         T = self.ts.types

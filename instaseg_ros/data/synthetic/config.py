@@ -46,6 +46,10 @@ class SynthConfig:
             random stream (deterministic), up to ``MAX_ATTEMPTS`` times.
         required_classes: class names that every scene (every frame of a sequence) must
             show; each is put among the sampled objects, and scenes without it are drawn again.
+        depth: also render metric depth, the true camera and 3D ground truth (geometry only:
+            the colour image and masks are the same with and without).
+        hfov_deg: horizontal field of view of the synthetic camera (sets the focal length;
+            for a sequence, the field of view of its widest frame).
     """
 
     width: int = 640
@@ -63,6 +67,8 @@ class SynthConfig:
     noise: float = 3.0
     min_visible_objects: int = 0
     required_classes: tuple[str, ...] = ()
+    depth: bool = False
+    hfov_deg: float = 69.4
 
     def __post_init__(self) -> None:
         if self.width < 32 or self.height < 32:
@@ -90,6 +96,8 @@ class SynthConfig:
                 f"SynthConfig: {len(set(self.required_classes))} required classes do not fit in "
                 f"max_objects={self.max_objects}"
             )
+        if not 10.0 <= self.hfov_deg <= 150.0:
+            raise ValueError(f"SynthConfig: hfov_deg must lie in [10, 150], got {self.hfov_deg}")
         lo, hi = self.size_range
         if not 0 < lo < hi <= 2.0:
             raise ValueError(

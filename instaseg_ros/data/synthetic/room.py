@@ -22,10 +22,21 @@ from instaseg_ros.data.synthetic.textures import (
 
 @dataclass
 class _Room:
+    """The room's perspective: a box seen from inside by a camera looking along its axis.
+
+    ``(vx, vy)`` is the vanishing point of the room's axis, i.e. the principal point of the
+    camera (optical axis horizontal, parallel to the side walls). The back wall spans
+    ``[bx0, bx1] x [by0, floor_y]`` in pixels; with a focal length ``f`` it stands at depth
+    ``f * cam_h / (floor_y - vy)`` (see :mod:`instaseg_ros.data.synthetic.depth`).
+    """
+
     vx: float
     vy: float  # horizon (eye level) y
     floor_y: float  # y of the back wall's bottom edge
     cam_h: float  # camera height (m)
+    bx0: float = 0.0  # back wall's left edge x
+    bx1: float = 0.0  # back wall's right edge x
+    by0: float = 0.0  # back wall's top edge y (the ceiling line)
 
 
 def _lin_y(vx: float, vy: float, px: float, py: float, x: float) -> float:
@@ -145,4 +156,5 @@ def _render_room(
             cv2.fillPoly(img, [pts(quad)], rc, cv2.LINE_8, 4)
             cv2.polylines(img, [pts(quad)], True, _shade(rc, 0.6), max(1, h // 120), cv2.LINE_8, 4)
     out = img.astype(np.float32) * _texture_patch(rng, "room", h, w)[..., None]
-    return out, _Room(vx=vx, vy=vy, floor_y=floor_y, cam_h=float(rng.uniform(1.0, 1.5)))
+    cam_h = float(rng.uniform(1.0, 1.5))
+    return out, _Room(vx=vx, vy=vy, floor_y=floor_y, cam_h=cam_h, bx0=bx0, bx1=bx1, by0=by0)

@@ -17,9 +17,11 @@ import cv2
 import numpy as np
 
 from instaseg_ros.data.synthetic.config import _HEIGHT_M, _MAX_ASPECT, CLASS_NAMES, MAX_ATTEMPTS, SynthConfig
+from instaseg_ros.data.synthetic.depth import object_depths, room_camera, room_depth, visible_geometry
 from instaseg_ros.data.synthetic.objects import _CLASS_TEXTURE, _DRAWERS, _draw_distractor, _finish_patch
 from instaseg_ros.data.synthetic.room import _render_room
 from instaseg_ros.data.synthetic.textures import _NOISE_SIZE, _textures
+from instaseg_ros.geometry.depth import Intrinsics
 
 
 @dataclass
@@ -35,6 +37,13 @@ class SyntheticScene:
         track_ids: [N] int64 identity of each instance, stable across the frames of one
             camera-motion sequence (the object's index in the sequence's base scene + 1);
             None for single scenes.
+        depth: [H, W] float32 ideal metric depth (z, metres) registered to ``image``, or None
+            (``SynthConfig.depth`` off). See :mod:`instaseg_ros.data.synthetic.depth`.
+        camera: the true pinhole intrinsics of ``image`` and ``depth``.
+        centers_3d, sizes_3d: [N, 3] float32 per-instance centre (per-axis median) and
+            min-max extent of the visible surface in the REP-103 optical frame (metres).
+        boxes_3d: [N, 6] float32 whole-object boxes ``(x0, y0, z0, x1, y1, z1)`` (metres),
+            occluded and out-of-frame parts included.
     """
 
     image: np.ndarray
@@ -42,6 +51,17 @@ class SyntheticScene:
     labels: np.ndarray
     full_areas: np.ndarray | None = None
     track_ids: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    camera: Intrinsics | None = None
+    centers_3d: np.ndarray | None = None
+    sizes_3d: np.ndarray | None = None
+    boxes_3d: np.ndarray | None = None
+
+    def set_depth(self, depth: np.ndarray, camera: Intrinsics, boxes_3d: np.ndarray) -> None:
+        """Attach depth [H, W] f32, its camera and the whole-object boxes [N, 6]; derives
+        ``centers_3d`` / ``sizes_3d`` from the visible pixels."""
+        self.depth, self.camera, self.boxes_3d = depth, camera, boxes_3d.astype(np.float32)
+        self.centers_3d, self.sizes_3d = visible_geometry(self.id_map, depth, camera, len(self.labels))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -267,9 +287,13 @@ def _render(
             noise = np.tile(sn, (-(-H // n), -(-W // n), 1))[:H, :W]
         img = cv2.scaleAdd(np.ascontiguousarray(noise), float(cfg.noise), img)
     image = np.clip(img, 0, 255, out=img).astype(np.uint8)
+    if cfg.depth:  # geometry only: no random draws, so the colour image is the same either way
+        camera = room_camera(room, W, H, cfg.hfov_deg)
+        depth = room_depth(room, camera)
+        all_boxes = object_depths(depth, id_map, placed, room, camera)
     # compact the ids of the kept instances (distractors -> background)
     lut = np.zeros(len(placed) + 1, np.uint16)
-    keep_labels, keep_areas = [], []
+    keep_labels, keep_areas, keep_j = [], [], []
     k = 0
     for j, p in enumerate(placed):
         if p.label >= 0 and vis[j] >= min_area:
@@ -277,10 +301,14 @@ def _render(
             lut[j + 1] = k
             keep_labels.append(p.label)
             keep_areas.append(p.area)
+            keep_j.append(j)
     id_map = lut[id_map]
-    return SyntheticScene(
+    scene = SyntheticScene(
         image=image,
         id_map=id_map,
         labels=np.asarray(keep_labels, np.int64),
         full_areas=np.asarray(keep_areas, np.int64),
     )
+    if cfg.depth:
+        scene.set_depth(depth, camera, all_boxes[keep_j].reshape(-1, 6))
+    return scene

@@ -9,6 +9,7 @@ import numpy as np
 
 from instaseg_ros.data.synthetic.config import MAX_ATTEMPTS, SynthConfig
 from instaseg_ros.data.synthetic.scene import SyntheticScene, _render, _scene_rng, unreachable
+from instaseg_ros.geometry.depth import Intrinsics
 
 
 def _smooth(t: float) -> float:
@@ -75,11 +76,21 @@ def _camera_motion(
                 labels.append(base.labels[j])
                 tracks.append(j + 1)
                 lut[j + 1] = len(labels)
-        frames.append(
-            SyntheticScene(
-                img, lut[ids], np.asarray(labels, np.int64), track_ids=np.asarray(tracks, np.int64)
-            )
+        frame = SyntheticScene(
+            img, lut[ids], np.asarray(labels, np.int64), track_ids=np.asarray(tracks, np.int64)
         )
+        if base.depth is not None and base.camera is not None and base.boxes_3d is not None:
+            # a crop + zoom of the canvas is the same camera with another focal length and
+            # principal point: u' = s * u + A[0, 2]
+            depth = cv2.warpAffine(
+                base.depth, A, (W, H), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+            )
+            bc = base.camera
+            cam = Intrinsics(
+                s * bc.fx, s * bc.fy, s * bc.cx + float(A[0, 2]), s * bc.cy + float(A[1, 2]), W, H
+            )
+            frame.set_depth(depth, cam, base.boxes_3d[frame.track_ids - 1])
+        frames.append(frame)
     return frames
 
 
