@@ -295,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--score-threshold", type=float, default=0.05)
     ap.add_argument("--top-k", type=int, default=100)
     ap.add_argument("--plus", action="store_true", help="YOLACT++ (DCNv2 backbone, mask re-scoring)")
+    ap.add_argument(
+        "--with-yolact",
+        action="store_true",
+        help="with --plus: also time plain YOLACT (same backbone) in the same run",
+    )
     ap.add_argument("--official", default=None, help="path of a dbolya/yolact checkout to run as the peer")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/yolact_<...>.json)")
     args = ap.parse_args(argv)
@@ -321,6 +326,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             timer = Timer(args.device)
             runners[f"ours {variant} {precision}"] = (ours_runner(seg, img, params, timer, args.batch), timer)
+            if args.plus and args.with_yolact:
+                plain_cfg = YolactConfig(backbone=args.backbone, input_size=args.size, attention=False)
+                plain = YolactSegmenter(
+                    decisive_random_model(plain_cfg, img), plain_cfg, device=args.device, precision=precision,
+                    optimize=variant == "optimized",
+                )  # fmt: skip
+                timer = Timer(args.device)
+                runners[f"yolact {variant} {precision}"] = (
+                    ours_runner(plain, img, params, timer, args.batch),
+                    timer,
+                )
     comparison = None
     if args.official:
         if args.batch != 1:
