@@ -157,3 +157,14 @@ def test_yolact_plus_runs_in_onnx_runtime_with_deformconv():
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
     np.testing.assert_allclose(a.mask_scores, b.mask_scores, atol=1e-4)
     assert np.mean([np.array_equal(x, y) for x, y in zip(a.masks, b.masks)]) > 0.9
+
+
+def test_tensorrt_refuses_deformable_models_before_10_1():
+    from instaseg_ros.runtime.base import BackendUnavailableError
+    from instaseg_ros.runtime.tensorrt.availability import check_deformable_support
+
+    dcn = torch.nn.Sequential(ModulatedDeformConv2d(2, 2))
+    with pytest.raises(BackendUnavailableError, match="DeformConv.*TensorRT 10.0.1.*>= 10.1.*'onnxruntime'"):
+        check_deformable_support("10.0.1", dcn)
+    check_deformable_support("10.1.0", dcn)
+    check_deformable_support("8.6.1", torch.nn.Conv2d(1, 1, 1))  # no DCN: any supported version

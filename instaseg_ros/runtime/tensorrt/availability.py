@@ -55,3 +55,20 @@ def require_tensorrt(device: str | None = None) -> Any:
             f"API); {INSTALL_TENSORRT}"
         )
     return trt
+
+
+DEFORM_CONV_TENSORRT = (10, 1)  # the TensorRT ONNX parser implements DeformConv from 10.1 on
+
+
+def check_deformable_support(trt_version: str, model: Any) -> None:
+    """A model with DCNv2 (YOLACT++) needs TensorRT >= 10.1: refuse older versions at configure time."""
+    from instaseg_ros.ops.deform import uses_deformable
+
+    version = tuple(int(v) for v in str(trt_version).split(".")[:2])
+    if uses_deformable(model) and version < DEFORM_CONV_TENSORRT:
+        need = ".".join(str(v) for v in DEFORM_CONV_TENSORRT)
+        raise BackendUnavailableError(
+            f"backend 'tensorrt': the model has deformable convolutions (YOLACT++ DCNv2, ONNX operator "
+            f"DeformConv), which TensorRT {trt_version} cannot parse (needs TensorRT >= {need}); upgrade "
+            f"TensorRT or use backend 'onnxruntime' or 'torch'"
+        )

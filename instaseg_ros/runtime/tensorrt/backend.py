@@ -17,7 +17,7 @@ from torch import Tensor
 from instaseg_ros.runtime.base import GraphBackend
 from instaseg_ros.runtime.networks import MAIN, NetworkSpec
 from instaseg_ros.runtime.onnx_export import DEFAULT_OPSET, default_cache_dir, exported_networks, file_sha256
-from instaseg_ros.runtime.tensorrt.availability import require_tensorrt
+from instaseg_ros.runtime.tensorrt.availability import check_deformable_support, require_tensorrt
 from instaseg_ros.runtime.tensorrt.build import build_engine
 from instaseg_ros.runtime.tensorrt.cache import PRECISIONS, EngineCache, EngineKey, gpu_identity
 from instaseg_ros.runtime.tensorrt.calibration import (
@@ -149,6 +149,7 @@ class TensorRTBackend(GraphBackend):
         seg_device = str(getattr(segmenter, "device", "cpu"))
         device = device or (seg_device if seg_device.startswith("cuda") else "cuda:0")
         trt = require_tensorrt(device)
+        check_deformable_support(trt.__version__, getattr(segmenter, "model", segmenter))
         dev = torch.device(device)
         if dev.type != "cuda":
             raise ValueError(f"backend 'tensorrt': device must be a CUDA device, got {device!r}")
