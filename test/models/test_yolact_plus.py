@@ -168,3 +168,29 @@ def test_tensorrt_refuses_deformable_models_before_10_1():
         check_deformable_support("10.0.1", dcn)
     check_deformable_support("10.1.0", dcn)
     check_deformable_support("8.6.1", torch.nn.Conv2d(1, 1, 1))  # no DCN: any supported version
+
+
+def test_predict_cli_writes_mask_scores_for_a_yolact_plus_checkpoint(tmp_path):
+    import cv2
+
+    from instaseg_ros.cli import main
+    from instaseg_ros.models.yolact import save_checkpoint
+
+    torch.manual_seed(3)
+    cfg = plus_r50(size=256, num_classes=3)
+    model = YolactSE(cfg).eval()
+    with torch.no_grad():
+        model.prediction_layers[0].conf_layer.weight.mul_(30)
+        model.maskiou_net.maskiou_net[-2].bias.fill_(0.5)
+    save_checkpoint(tmp_path / "plus.pth", model, cfg)
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(
+        str(tmp_path / "imgs" / "a.png"),
+        (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8),
+    )
+    weights = str(tmp_path / "plus.pth")
+    args = ["predict", str(tmp_path / "imgs"), "--model", "yolact", "--weights", weights]
+    rc = main([*args, "--score-threshold", "0.05", "--out", str(tmp_path / "out"), "--no-overlay"])
+    assert rc == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results and all("mask_score" in r and r["mask_score"] != r["score"] for r in results)
