@@ -279,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     out["machine"]["loadavg_end"] = list(os.getloadavg())
     path = Path(args.out) / f"tracking_{Path(args.model).stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():  # a skipped part keeps its previous result (with that run's machine info)
+        old = json.loads(path.read_text())
+        for part in ("timing", "accuracy"):
+            if part not in out and part in old:
+                out[part] = old[part]
+                out[f"machine_{part}"] = old.get(f"machine_{part}", old.get("machine"))
     path.write_text(json.dumps(out, indent=1, allow_nan=False))
     print(f"wrote {path}")
     return 0

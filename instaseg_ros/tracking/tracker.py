@@ -167,9 +167,9 @@ class _LazyHistograms:
             self._done[todo] = True
         return self._hist[rows]
 
-    def known(self, rows: np.ndarray) -> np.ndarray:
-        """Histograms of ``rows`` already computed, zeros for the others."""
-        return self._hist[rows]
+    def known(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(histograms [len(rows), HIST_BINS], computed [len(rows)] bool); zeros where not computed."""
+        return self._hist[rows], self._done[rows]
 
 
 def _reid_gate(det: np.ndarray, pred: np.ndarray, max_diagonals: float) -> np.ndarray:
@@ -204,8 +204,9 @@ class _Tracks:
     centre: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # box centre of the last match
     mask: np.ndarray = field(init=False)  # [T, cells] bool low-res mask of the last match
     hist: np.ndarray = field(default_factory=lambda: np.zeros((0, HIST_BINS), np.float32))
+    has_hist: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
-    _ROWS = ("ids", "cls", "mean", "cov", "hits", "lost", "confirmed", "centre", "mask", "hist")
+    _ROWS = ("ids", "cls", "mean", "cov", "hits", "lost", "confirmed", "centre", "mask", "hist", "has_hist")
 
     def __post_init__(self) -> None:
         self.mask = np.zeros((0, self.cells), bool)
@@ -330,7 +331,8 @@ class Tracker:
             same = inst.class_ids[:, None] == tr.cls[None, :]
             iou_b = box_iou(boxes, pred)
             shifts = np.rint((tr.mean[:, :2] - tr.centre) / cfg.mask_stride).astype(np.int64)
-            iou_m = mask_iou(det_masks, shift_masks(tr.mask, self._grid, shifts))
+            # mask IoU only where the boxes overlap (elsewhere it is 0: masks lie inside their boxes)
+            iou_m = mask_iou(det_masks, shift_masks(tr.mask, self._grid, shifts), (iou_b > 0) & same)
             sim = (cfg.box_weight * iou_b + cfg.mask_weight * iou_m) / (cfg.box_weight + cfg.mask_weight)
             sim[~same] = 0.0
             iou_b[~same] = 0.0
@@ -353,7 +355,7 @@ class Tracker:
                 match(rows, cols, iou_b[np.ix_(rows, cols)], cfg.low_match_threshold)
             # 3: re-identification of confirmed tracks by colour, within a distance gate
             rows = np.flatnonzero((scores >= cfg.low_threshold) & (det_track < 0))
-            cols = np.flatnonzero(free_t & tr.confirmed & (tr.hist.sum(1) > 0))
+            cols = np.flatnonzero(free_t & tr.confirmed & tr.has_hist)
             if hists is not None and len(rows) and len(cols):
                 app = bhattacharyya(hists.get(rows), tr.hist[cols])
                 app[~same[np.ix_(rows, cols)]] = 0.0
@@ -414,12 +416,13 @@ class Tracker:
             tr.mask[rows] = det_masks[matched]
             if hists is not None:
                 # a track's colours: now if it has none, else every _HIST_REFRESH frames (by id)
-                has_old = tr.hist[rows].sum(1) > 0
+                has_old = tr.has_hist[rows]
                 due = ~has_old | ((self.stats.frames + tr.ids[rows]) % _HIST_REFRESH == 0)
                 if due.any():
                     r, h = rows[due], hists.get(matched[due])
                     m = cfg.appearance_momentum
                     tr.hist[r] = np.where(has_old[due, None], m * tr.hist[r] + (1 - m) * h, h)
+                    tr.has_hist[r] = True
         tr.lost[unmatched] += 1
         drop = unmatched & (~tr.confirmed | (tr.lost > cfg.max_age))
         st.deaths += int(np.count_nonzero(drop))
@@ -431,7 +434,10 @@ class Tracker:
         out_rows[matched] = new_index[rows]
         fresh = np.flatnonzero(det_track < 0)
         if len(fresh):
-            new_hist = np.zeros((len(fresh), HIST_BINS), np.float32) if hists is None else hists.known(fresh)
+            if hists is None:
+                new_hist, has_hist = np.zeros((len(fresh), HIST_BINS), np.float32), np.zeros(len(fresh), bool)
+            else:
+                new_hist, has_hist = hists.known(fresh)
             ids = self._ids.allocate(len(fresh), tr.ids.tolist())
             z = kalman.xyxy_to_cxcyah(boxes[fresh])
             mean, cov = kalman.initiate(z)
@@ -446,6 +452,7 @@ class Tracker:
                 "centre": z[:, :2],
                 "mask": det_masks[fresh],
                 "hist": new_hist,
+                "has_hist": has_hist,
             })
             out_rows[fresh] = len(tr) - len(fresh) + np.arange(len(fresh))
             st.births += len(fresh)
