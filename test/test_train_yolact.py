@@ -206,8 +206,8 @@ def test_cli_train_and_config_errors(tmp_path):
     assert main(["train", "--config", str(path)]) == 2
     with pytest.raises(ConfigError, match="data.train"):
         config_from_dict({"data": {"train": {"kind": "coco"}}})
-    with pytest.raises(ConfigError, match="task must be one of"):
-        config_from_dict({"task": "detr"})
+    with pytest.raises(ConfigError, match="task: must be one of"):
+        config_from_dict({"task": "detr", "data": {"train": {"kind": "synthetic"}}})
     with pytest.raises(ConfigError, match="loss: unknown keys"):
         YolactTask(config_from_dict(tiny_config(tmp_path / "y", loss={"mask_alpha": 1.0})))
 

@@ -1,10 +1,14 @@
-"""``instaseg train``: train YOLACT-SE or an FCN mask head from a YAML config.
+"""``instaseg train``: train a model of any family (task: yolact, fcn, yolo_detector, solo, maskrcnn)
+from a YAML config.
 
     instaseg train --config config/train/yolact_se_synthetic_r18.yaml [--out DIR] [--resume STATE]
                    [--max-iters N] [--device cpu|cuda|cuda:1] [--seed S] [--weights CKPT]
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node=N -m instaseg_ros.cli train --config ...
 --device cuda`` (every rank runs the same config, rank 0 validates and writes).
+
+Errors (a bad config, weights, resume state or data file) are one line on stderr naming the file and
+the problem, exit status 2.
 """
 
 from __future__ import annotations
@@ -39,6 +43,13 @@ def build_task(cfg):
     return getattr(importlib.import_module(module), name)(cfg)
 
 
+def _fail(message: object) -> int:
+    """Print one line ``instaseg train: <message>`` to stderr; exit status 2."""
+    text = "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    print(f"instaseg train: {text}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -49,12 +60,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
     except (ConfigError, FileNotFoundError) as e:
-        print(f"instaseg train: {e}", file=sys.stderr)
-        return 2
+        return _fail(e)
     if args.max_iters is not None:
         if args.max_iters < 1:
-            print("instaseg train: --max-iters must be >= 1", file=sys.stderr)
-            return 2
+            return _fail("--max-iters must be >= 1")
         cfg.optim.max_iters = args.max_iters
         cfg.optim.warmup_iters = min(cfg.optim.warmup_iters, args.max_iters)
     if args.seed is not None:
@@ -65,15 +74,15 @@ def run(args: argparse.Namespace) -> int:
         cfg.out_dir = args.out
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"instaseg train: --device {device} but CUDA is not available", file=sys.stderr)
-        return 2
+        return _fail(f"--device {device} but CUDA is not available")
     try:
         task = build_task(cfg)
         result = Trainer(cfg, task, cfg.out_dir, device=device, resume=args.resume,
                          progress=not args.no_progress).run()
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"instaseg train: {e}", file=sys.stderr)
-        return 2
+    except ConfigError as e:  # a field of the config that only the family's task can check
+        return _fail(f"{args.config}: {e}")
+    except (FileNotFoundError, ValueError) as e:  # weights, resume state or data files: they name themselves
+        return _fail(e)
     val = result.report.get("validation") if result.report else None
     if val:
         print(f"best checkpoint {result.out_dir / 'best.pth'} (iteration {result.best_iteration}): "

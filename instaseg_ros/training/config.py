@@ -12,12 +12,17 @@ Layout of a ``config/train/*.yaml`` file::
     optim: {optimizer: adamw, lr: 2e-3, schedule: cosine, warmup_iters: 100, max_iters: 2000, ...}
     train: {val_interval: 500, log_interval: 20, checkpoint_interval: 500, amp: true, ...}
 
-Every section rejects unknown keys with an error naming the file, the section and the key.
+Every error is one line naming the file, the field and the problem: unknown keys, wrong types
+(``optim.max_iters: expected an integer, got 'abc'``), out-of-range values, a YAML syntax error, an
+empty file. A config must name its data (``data.train`` with its ``kind``): nothing falls back to
+default synthetic data silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,11 +75,12 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in ("synthetic", "coco"):
-            raise ConfigError(f"data.kind must be 'synthetic' or 'coco', got {self.kind!r}")
+            raise ConfigError(f"kind: must be 'synthetic' or 'coco', got {self.kind!r}")
         if self.kind == "coco" and not self.annotations:
-            raise ConfigError("data split of kind 'coco' needs 'annotations' (path of the COCO JSON)")
+            raise ConfigError("annotations: missing; a split of kind 'coco' needs the path of its COCO JSON")
         if self.kind == "synthetic" and self.num_images < 1:
-            raise ConfigError(f"synthetic data split needs num_images >= 1, got {self.num_images}")
+            raise ConfigError(f"num_images: must be >= 1 for synthetic data, got {self.num_images}")
+        _at_least(self, width=1, height=1, max_images=0)
 
 
 @dataclass
@@ -88,8 +94,7 @@ class DataConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        _at_least(self, batch_size=1, num_workers=0)
 
 
 @dataclass
@@ -114,7 +119,7 @@ class InitConfig:
 
     def __post_init__(self) -> None:
         if self.reinit_heads not in ("auto", "always", "never"):
-            raise ConfigError(f"init.reinit_heads must be auto|always|never, got {self.reinit_heads!r}")
+            raise ConfigError(f"reinit_heads: must be auto|always|never, got {self.reinit_heads!r}")
 
 
 @dataclass
@@ -143,11 +148,13 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adamw", "adam"):
-            raise ConfigError(f"optim.optimizer must be sgd|adam|adamw, got {self.optimizer!r}")
+            raise ConfigError(f"optimizer: must be sgd|adam|adamw, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "step", "constant"):
-            raise ConfigError(f"optim.schedule must be cosine|step|constant, got {self.schedule!r}")
-        if self.lr <= 0 or self.max_iters < 1:
-            raise ConfigError(f"optim.lr must be > 0 and max_iters >= 1, got {self.lr}, {self.max_iters}")
+            raise ConfigError(f"schedule: must be cosine|step|constant, got {self.schedule!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        _at_least(self, max_iters=1, warmup_iters=0, warmup_factor=0.0, min_lr_factor=0.0, gamma=0.0,
+                  grad_clip=0.0, momentum=0.0, weight_decay=0.0)
 
 
 @dataclass
@@ -178,7 +185,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.select_metric not in ("segm.AP", "bbox.AP", "loss"):
-            raise ConfigError(f"train.select_metric must be segm.AP|bbox.AP|loss, got {self.select_metric!r}")
+            raise ConfigError(f"select_metric: must be segm.AP|bbox.AP|loss, got {self.select_metric!r}")
+        _at_least(self, val_interval=0, val_max_images=0, checkpoint_interval=1, log_interval=1,
+                  num_threads=0)
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ConfigError(f"score_threshold: must be in [0, 1], got {self.score_threshold}")
 
 
 @dataclass
@@ -197,23 +208,103 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+            raise ConfigError(f"task: must be one of {sorted(TASKS)}, got {self.task!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping (YAML/JSON safe)."""
         return dataclasses.asdict(self)
 
 
+def _at_least(obj: Any, **minimum: float) -> None:
+    """Raise a ConfigError naming the first field of ``obj`` below its minimum."""
+    for name, low in minimum.items():
+        value = getattr(obj, name)
+        if value < low:
+            raise ConfigError(f"{name}: must be >= {low:g}, got {value}")
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a mapping"}  # fmt: skip
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint) or hint
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
+    if dataclasses.is_dataclass(origin):
+        return "a mapping"
+    return _TYPE_WORDS.get(origin, getattr(origin, "__name__", str(origin)))
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``hint`` (ints accepted as floats, numeric strings
+    such as YAML's ``2e-3`` read as floats); raises a ConfigError naming ``where``."""
+    if hint is Any:
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _check_type(value, option, where)
+            except ConfigError:
+                pass
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            return [_check_type(v, args[0] if args else Any, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return {k: _check_type(v, args[1] if args else Any, f"{where}.{k}") for k, v in value.items()}
+    elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if isinstance(value, dict):
+            check_fields(value, hint, where)
+            return value
+    else:
+        return value
+    raise ConfigError(f"{where}: expected {_describe(hint)}, got {value!r}")
+
+
+def check_fields(data: dict[str, Any], cls: type, where: str) -> None:
+    """Type-check the keys of ``data`` that are fields of the dataclass ``cls`` (a family's model
+    config: ``where`` is ``"model"``); other keys and value ranges are left to ``cls`` itself."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # annotations that cannot be resolved: nothing to check against
+        return
+    for k, v in data.items():
+        if k in hints:
+            _check_type(v, hints[k], f"{where}.{k}" if where else k)
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
-    """Map a (nested) mapping onto dataclass ``cls``, naming unknown keys and bad sections."""
+    """Map a (nested) mapping onto dataclass ``cls``, naming unknown keys, wrong types and bad values."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
     known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{where or 'config'}: unknown keys {unknown}; known: {sorted(known)}")
+    hints = typing.get_type_hints(cls)
     nested = _NESTED.get(cls, {})
     kwargs = {}
     for k, v in data.items():
@@ -221,13 +312,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if k in nested and not (v is None and k == "val"):
             kwargs[k] = _build(nested[k], v, sub)
         else:
-            kwargs[k] = v
+            kwargs[k] = _check_type(v, hints[k], sub)
     try:
         return cls(**kwargs)
     except ConfigError as e:
-        raise ConfigError(f"{where or 'config'}: {e}") from None
-    except TypeError as e:
-        raise ConfigError(f"{where or 'config'}: {e}") from None
+        raise ConfigError(f"{where}.{e}" if where else str(e)) from None
 
 
 _NESTED: dict[type, dict[str, type]] = {
@@ -236,20 +325,53 @@ _NESTED: dict[type, dict[str, type]] = {
 }
 
 
+def _require_data(data: dict[str, Any]) -> None:
+    """A config names its data: ``data.train`` (and ``data.val`` when given) with its ``kind``."""
+    d = data.get("data")
+    if d is None:
+        raise ConfigError("data: missing; a training config must name its data "
+                          "(data.train: {kind: synthetic | coco, ...})")
+    if not isinstance(d, dict):
+        raise ConfigError(f"data: expected a mapping, got {d!r}")
+    if d.get("train") is None:
+        raise ConfigError("data.train: missing; name the training data (kind: synthetic | coco, ...)")
+    for split in ("train", "val"):
+        spec = d.get(split)
+        if isinstance(spec, dict) and "kind" not in spec:
+            raise ConfigError(f"data.{split}.kind: missing; say synthetic or coco")
+
+
 def config_from_dict(data: dict[str, Any], where: str = "") -> ExperimentConfig:
     """Build an :class:`ExperimentConfig` from a mapping (``where`` prefixes error messages)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping of sections, got {data!r}")
+    try:
+        _require_data(data)
+    except ConfigError as e:
+        raise ConfigError(f"{where}.{e}" if where else str(e)) from None
     return _build(ExperimentConfig, data, where)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    """Read a training YAML file; errors name the file and the offending key."""
+    """Read a training YAML file; every error is one line naming the file, the field and the problem."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"training config {p} does not exist")
-    with open(p) as f:
-        data = yaml.safe_load(f) or {}
+        raise FileNotFoundError(f"training config {p} does not exist" if not p.exists()
+                                else f"training config {p} is not a file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{p}: YAML syntax error{at}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot be read as text: {e}") from None
+    if data is None:
+        raise ConfigError(f"{p}: the config is empty; a training config names at least its data "
+                          "(data.train: {kind: synthetic | coco, ...})")
     try:
         return config_from_dict(data)
     except ConfigError as e:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from instaseg_ros.training.config import ConfigError, ExperimentConfig
+from instaseg_ros.training.config import ConfigError, ExperimentConfig, check_fields
 from instaseg_ros.training.datasets import build_dataset, dataset_report
 from instaseg_ros.training.trainer import TrainTask
 
@@ -70,6 +70,7 @@ class BaseTask(TrainTask):
         from instaseg_ros.data.augment import AugmentConfig
 
         aug = dict(self.cfg.data.augment or {})
+        check_fields(aug, AugmentConfig, "data.augment")
         aug.setdefault("seed", self.cfg.seed)
         size = self.augment_size()
         if size is not None:

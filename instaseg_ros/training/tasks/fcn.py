@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from instaseg_ros.training.config import ConfigError, ExperimentConfig
+from instaseg_ros.training.config import ConfigError, ExperimentConfig, check_fields
 from instaseg_ros.training.losses import fcn_mask_loss
 from instaseg_ros.training.tasks.base import BaseTask, coco_metrics, write_atomic
 
@@ -73,6 +73,7 @@ class FcnTask(BaseTask):
         from instaseg_ros.models.yolo_fcn.fcn import FcnConfig, build_fcn
 
         super().__init__(cfg)
+        check_fields(cfg.model, FcnConfig, "model")
         d = dict(cfg.loss or {})
         known = {f.name for f in fields(FcnLossConfig)}
         if set(d) - known:

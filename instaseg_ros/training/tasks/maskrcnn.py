@@ -36,7 +36,7 @@ from instaseg_ros.models.maskrcnn import (
     replace_heads,
     save_checkpoint,
 )
-from instaseg_ros.training.config import ConfigError
+from instaseg_ros.training.config import ConfigError, check_fields
 from instaseg_ros.training.tasks.base import BaseTask, StateView, half_state
 
 LOSS_TERMS = ("classifier", "box_reg", "mask", "objectness", "rpn_box_reg")
@@ -69,6 +69,7 @@ class MaskRcnnTask(BaseTask):
         from instaseg_ros.models.config import load_config_mapping
 
         super().__init__(cfg)
+        check_fields(cfg.model, MaskRcnnConfig, "model")
         mapping = load_config_mapping(dict(cfg.model))
         mapping = {("class_names" if k == "classes" else k): v for k, v in mapping.items()}
         mapping.pop("inference", None)
@@ -82,7 +83,10 @@ class MaskRcnnTask(BaseTask):
             else:
                 model, mcfg = load_model(init.weights, mapping, reinit_heads=init.reinit_heads == "auto")
         else:
-            mcfg = MaskRcnnConfig.from_dict(mapping)
+            try:
+                mcfg = MaskRcnnConfig.from_dict(mapping)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"model: {e}") from None
             model = build_model(mcfg)
         self.module: nn.Module = model
         self.model_cfg = mcfg

@@ -35,7 +35,7 @@ from instaseg_ros.models.solo import (
     read_checkpoint,
     save_checkpoint,
 )
-from instaseg_ros.training.config import ConfigError
+from instaseg_ros.training.config import ConfigError, check_fields
 from instaseg_ros.training.tasks.base import BaseTask, StateView, half_state
 
 
@@ -131,6 +131,7 @@ class SoloTask(BaseTask):
         from instaseg_ros.models.config import load_config_mapping
 
         super().__init__(cfg)
+        check_fields(cfg.model, SoloConfig, "model")
         mapping = load_config_mapping(dict(cfg.model))
         init = cfg.init
         if init.weights:
@@ -141,7 +142,10 @@ class SoloTask(BaseTask):
             else:
                 model, mcfg = load_model(init.weights, mapping, reinit_heads=init.reinit_heads == "auto")
         else:
-            model, mcfg = load_model(None, mapping)
+            try:
+                model, mcfg = load_model(None, mapping)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"model: {e}") from None
         self.module: SoloV2 = model
         self.model_cfg = mcfg
         self.loss_cfg = SoloLossConfig.from_dict(cfg.loss)

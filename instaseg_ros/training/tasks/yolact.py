@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from instaseg_ros.training.config import ConfigError, ExperimentConfig
+from instaseg_ros.training.config import ConfigError, ExperimentConfig, check_fields
 from instaseg_ros.training.contextual import contextual_loss, instance_id_map
 from instaseg_ros.training.losses import YolactLossConfig, yolact_loss
 from instaseg_ros.training.tasks.base import BaseTask, write_atomic
@@ -121,6 +121,7 @@ class YolactTask(BaseTask):
         from instaseg_ros.weights.yolact_checkpoint import infer_config_from_state_dict, read_checkpoint
 
         super().__init__(cfg)
+        check_fields(cfg.model, YolactConfig, "model")
         self.loss_cfg, self.ctx_cfg = split_loss_config(cfg.loss)
         user = dict(cfg.model)
         user.pop("family", None)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from instaseg_ros.training.config import ConfigError, ExperimentConfig
+from instaseg_ros.training.config import ConfigError, ExperimentConfig, check_fields
 from instaseg_ros.training.tasks.base import BaseTask, coco_metrics, write_atomic
 from instaseg_ros.training.yolov3_loss import init_head_biases, letterbox_batch, yolov3_loss
 
@@ -37,6 +37,7 @@ class YoloDetectorTask(BaseTask):
         from instaseg_ros.models.yolo_fcn.detector import build_yolov3
 
         super().__init__(cfg)
+        check_fields(cfg.model, YoloFcnConfig, "model")
         loss = dict(cfg.loss or {})
         unknown = set(loss) - {"ignore_thresh"}
         if unknown:
