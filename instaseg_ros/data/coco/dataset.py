@@ -16,6 +16,7 @@ from instaseg_ros.core.masks import masks_to_boxes
 from instaseg_ros.data.coco.labelmap import _norm, read_label_map
 from instaseg_ros.data.coco.parse import _Img, parse_annotation
 from instaseg_ros.data.coco.validate import (
+    BAD_CATEGORY_ENTRY,
     BAD_IMAGE_ENTRY,
     DUPLICATE_IMAGE_ID,
     EMPTY_MASK,
@@ -120,12 +121,16 @@ class CocoDataset:
 
     def _build_label_map(self, categories: list[dict], class_names: Any, aliases: dict[str, str]) -> None:
         cats: dict[int, str] = {}
-        for c in categories:
-            if not isinstance(c, dict) or "id" not in c or "name" not in c:
-                raise ValueError(
-                    f"COCO annotation file {self.ann_file}: category entry without id/name: {c!r}"
-                )
-            cats[int(c["id"])] = str(c["name"])
+        bad: list[str] = []  # every broken category entry is reported (and skipped), not just the first
+        for i, c in enumerate(categories):
+            try:
+                cats[int(c["id"])] = str(c["name"])
+            except (KeyError, TypeError, ValueError):
+                bad.append(f"categories[{i}] {c!r}"[:200])
+                self.validation_report.add(BAD_CATEGORY_ENTRY, f"{bad[-1]}: needs an integer id and a name")
+        if bad and not cats:
+            raise ValueError(f"COCO annotation file {self.ann_file}: no usable category, every entry lacks "
+                             f"an integer id or a name: {'; '.join(bad)}")
         self.categories = cats
         alias = {_norm(k): _norm(v) for k, v in aliases.items()}
         if class_names is None:
