@@ -95,7 +95,7 @@ def settled(probe, pred, timeout=10.0) -> dict:
 def test_class_filter_of_any_wrong_type_is_refused_and_the_node_lives(node, probe):
     from rclpy.parameter import Parameter
 
-    for value in (3, 2.5, True, [1, 2], [0.5], [True]):
+    for value in (0, 0.0, False, 3, 2.5, True, [1, 2], [0.5], [True]):  # falsy ones raised TypeError
         (res,) = probe.set_param_msgs([Parameter("class_filter", value=value).to_parameter_msg()])
         assert not res.successful and "class_filter must be a string array" in res.reason, (value, res)
         assert node.alive(), f"class_filter={value!r} killed the node:\n{node.log()[-2000:]}"
