@@ -82,7 +82,7 @@ def inference_weights(path: str, tmp_dir: Path) -> tuple[str, int | None]:
     the family's task from it, with the state's iteration."""
     import torch
 
-    obj = torch.load(path, map_location="cpu", weights_only=False)  # our own local training files
+    obj = torch.load(path, map_location="cpu", weights_only=True)  # training states: tensors + plain values
     if not (isinstance(obj, dict) and {"model", "iteration", "config"} <= set(obj)):
         return path, None
     from instaseg_ros.cli.train import build_task

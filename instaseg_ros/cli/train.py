@@ -17,6 +17,8 @@ import argparse
 import logging
 import sys
 
+from instaseg_ros.training.tasks import build_task
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="train a model from a YAML config (config/train/*.yaml)",
@@ -31,16 +33,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (log lines only)")
     p.set_defaults(func=run)
     return p
-
-
-def build_task(cfg):
-    """The :class:`~instaseg_ros.training.trainer.TrainTask` of ``cfg.task`` (see ``config.TASKS``)."""
-    import importlib
-
-    from instaseg_ros.training.config import TASKS
-
-    module, name = TASKS[cfg.task].split(":")
-    return getattr(importlib.import_module(module), name)(cfg)
 
 
 def _fail(message: object) -> int:

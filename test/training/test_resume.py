@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from instaseg_ros.cli import main
-from instaseg_ros.cli.train import build_task
 from instaseg_ros.training.config import config_from_dict
+from instaseg_ros.training.tasks import build_task
 from instaseg_ros.training.trainer import Trainer
 
 MODELS: dict[str, dict[str, Any]] = {

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from instaseg_ros.cli.train import build_task
 from instaseg_ros.training.config import config_from_dict
+from instaseg_ros.training.tasks import build_task
 from instaseg_ros.training.trainer import Trainer
 
 # tiny models: building them is cheap, only the first batch is drawn

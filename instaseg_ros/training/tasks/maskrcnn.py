@@ -125,7 +125,3 @@ class MaskRcnnTask(BaseTask):
         own = self.module.state_dict()
         self.module.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=False)
 
-
-def build_task(cfg: Any) -> MaskRcnnTask:
-    """Task factory used by ``instaseg train`` for ``task: maskrcnn``."""
-    return MaskRcnnTask(cfg)

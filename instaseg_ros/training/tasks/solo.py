@@ -185,7 +185,3 @@ def _with_new_classes(model: SoloV2, cfg: SoloConfig) -> tuple[SoloV2, SoloConfi
     fresh.load_state_dict(sd)
     return fresh, cfg
 
-
-def build_task(cfg: Any) -> SoloTask:
-    """Task factory used by ``instaseg train`` for ``task: solo``."""
-    return SoloTask(cfg)

@@ -164,6 +164,3 @@ class YoloDetectorTask(BaseTask):
     def load_inference(self, path: Path) -> None:
         self._load(Path(path))
 
-
-def build_task(cfg: ExperimentConfig) -> YoloDetectorTask:
-    return YoloDetectorTask(cfg)
