@@ -666,6 +666,19 @@ class _Interrupted(BaseException):
     """Raised by the signal handler to abandon a blocking start-up step (loading a model)."""
 
 
+def spin_guarded(node: InstasegNode, executor, should_stop, context=None) -> None:
+    """Spin ``executor`` one callback at a time until ``should_stop()`` or shutdown; an exception that
+    escapes a callback (ours are guarded; rclpy's own handlers are not) is reported by ``node`` and
+    spinning goes on."""
+    while not should_stop() and rclpy.ok(context=context):
+        try:
+            executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            break
+        except Exception as exc:  # noqa: BLE001 - e.g. from rclpy's own service handlers
+            node.report_exception("executor", exc)
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``instaseg_node`` (``ros2 run instaseg_ros instaseg_node``).
 
@@ -705,13 +718,7 @@ def main(args: list[str] | None = None) -> int:
                     node.get_logger().error("autostart: configure failed; the node stays unconfigured")
             finally:
                 stop["interruptible"] = False
-        while not stop["requested"] and rclpy.ok():
-            try:
-                executor.spin_once(timeout_sec=0.1)
-            except (KeyboardInterrupt, ExternalShutdownException):
-                break
-            except Exception as exc:  # noqa: BLE001 - e.g. from rclpy's own service handlers
-                node.report_exception("executor", exc)
+        spin_guarded(node, executor, lambda: stop["requested"])
     except (_Interrupted, KeyboardInterrupt):
         if node is not None:
             node.get_logger().info("interrupted during start-up: shutting down")
