@@ -2,12 +2,12 @@
 
 Layout of a ``config/train/*.yaml`` file::
 
-    task: yolact            # yolact | fcn
-    seed: 0
+    task: yolact            # yolact | fcn | yolo_detector | solo | maskrcnn (see TASKS)
+    seed: 0                 # seeds the model's initial weights, the augmentation and the sampler
     out_dir: runs/name      # overridden by ``instaseg train --out``
     model: {...}            # the family's model config (YolactConfig / FCN config fields)
     init: {weights: null, reinit_heads: auto}
-    data: {train: {...}, val: {...}, augment: {...}, batch_size: 8, num_workers: 0}
+    data: {train: {kind: synthetic | coco, ...}, val: {...}, augment: {...}, batch_size: 8, num_workers: 0}
     loss: {...}             # YolactLossConfig fields + contextual_* (yolact) / dice_weight (fcn)
     optim: {optimizer: adamw, lr: 2e-3, schedule: cosine, warmup_iters: 100, max_iters: 2000, ...}
     train: {val_interval: 500, log_interval: 20, checkpoint_interval: 500, amp: true, ...}

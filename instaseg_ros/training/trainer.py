@@ -23,7 +23,6 @@ Output folder::
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -40,6 +39,15 @@ import torch
 from torch import Tensor, nn
 
 from instaseg_ros.training.config import ExperimentConfig, OptimConfig
+from instaseg_ros.training.report import (
+    plain,
+    plot_curves,
+    read_csv,
+    report_markdown,
+    tensorboard_writer,
+    write_csv,
+    write_yaml,
+)
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +287,7 @@ class Trainer:
         seed_everything(cfg.seed + self.dist.rank)
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            _write_yaml(self.out / "config.yaml", cfg.to_dict())
+            write_yaml(self.out / "config.yaml", cfg.to_dict())
         module = task.module.to(dev)
         opt = build_optimizer(module, cfg.optim)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg.optim))
@@ -313,10 +321,10 @@ class Trainer:
             task.set_rng_state(state["rng"]["task"])
         elif state is not None:  # a state written before the RNG states were stored
             torch.set_rng_state(state["torch_rng"])
-        writer = _tensorboard(self.out / "tb") if main else None
+        writer = tensorboard_writer(self.out / "tb") if main else None
         csv_rows: list[dict[str, Any]] = []
         if main and start:  # rows logged after the saved state (an interrupted run) are dropped
-            csv_rows = [r for r in _read_csv(self.out / "metrics.csv") if r["iteration"] <= start]
+            csv_rows = [r for r in read_csv(self.out / "metrics.csv") if r["iteration"] <= start]
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -360,7 +368,7 @@ class Trainer:
                            "images_per_s": rate}
                     row.update({f"loss_{k}": float(v.detach()) for k, v in losses.items()})
                     csv_rows.append(row)
-                    _write_csv(self.out / "metrics.csv", csv_rows)
+                    write_csv(self.out / "metrics.csv", csv_rows)
                     if writer is not None:
                         for k, v in row.items():
                             if k != "iteration":
@@ -416,7 +424,7 @@ class Trainer:
             "seconds": time.perf_counter() - t0,
         }
         history.append(row)
-        _write_csv(self.out / "val.csv", history)
+        write_csv(self.out / "val.csv", history)
         if writer is not None:
             for k in ("bbox_AP", "segm_AP", "segm_AP50"):
                 writer.add_scalar(f"val/{k}", row[k], it)
@@ -424,7 +432,7 @@ class Trainer:
         if improved:
             best, best_it = score, it
             self.task.save_inference(self.out / "best.pth", fp16=cfg.train.save_fp16, iteration=it,
-                                     metrics=_plain(metrics))
+                                     metrics=plain(metrics))
         log.info("validation at %d: box AP %.4f mask AP %.4f%s", it, row["bbox_AP"], row["segm_AP"],
                  " (best)" if improved else "")
         if self.progress:
@@ -437,9 +445,9 @@ class Trainer:
     def _save_state(self, state: dict[str, Any]) -> None:
         """Write ``last_state.pth``: ``state`` plus every random state and the config, all tensors and
         plain Python values (it loads with ``weights_only=True``; no code runs on resume)."""
-        state = {**state, "history": _plain(state["history"]), "running": _plain(state["running"]),
+        state = {**state, "history": plain(state["history"]), "running": plain(state["running"]),
                  "rng": {"global": global_rng_state(), "task": self.task.rng_state()},
-                 "config": _plain(self.cfg.to_dict())}  # fmt: skip
+                 "config": plain(self.cfg.to_dict())}  # fmt: skip
         tmp = self.out / "last_state.pth.tmp"
         torch.save(state, str(tmp))
         os.replace(tmp, self.out / "last_state.pth")
@@ -465,7 +473,7 @@ class Trainer:
                 self.task.load_inference(self.out / "best.pth")
             except NotImplementedError:
                 pass
-            report["validation"] = _plain(self.task.evaluate(val_ds, self.device, 0))
+            report["validation"] = plain(self.task.evaluate(val_ds, self.device, 0))
             report["validation_images"] = len(val_ds)
         (self.out / "report.json").write_text(json.dumps(report, indent=2))
         (self.out / "report.md").write_text(report_markdown(report))
@@ -480,67 +488,6 @@ class Trainer:
             dist.barrier()
 
 
-# ---------------------------------------------------------------------- outputs
-
-
-def report_markdown(report: dict[str, Any]) -> str:
-    """The final report as Markdown (box/mask AP table and per-class AP)."""
-    lines = [f"# Training report ({report['task']})", "",
-             f"- iterations: {report['iterations']}",
-             f"- best checkpoint: iteration {report['best_iteration']} "
-             f"({report['select_metric']} = {report['best_metric']:.4f})", ""]
-    val = report.get("validation")
-    if val:
-        lines += [f"## Validation ({report.get('validation_images', '?')} images, best checkpoint)", "",
-                  "| metric | box | mask |", "|---|---|---|"]
-        for k in ("AP", "AP50", "AP75", "APs", "APm", "APl"):
-            lines.append(f"| {k} | {val['bbox'][k]:.4f} | {val['segm'][k]:.4f} |")
-        lines += ["", "| class | box AP | mask AP |", "|---|---|---|"]
-        for name in val["segm"].get("per_class", {}):
-            lines.append(f"| {name} | {val['bbox']['per_class'].get(name, -1):.4f} | "
-                         f"{val['segm']['per_class'][name]:.4f} |")
-    probs = report.get("data_problems") or {}
-    if probs:
-        lines += ["", "## Dataset problems (entries skipped or fixed)", ""]
-        for split, rep in probs.items():
-            lines.append(f"- {split}: {rep.get('summary', rep)}")
-    return "\n".join(lines) + "\n"
-
-
-def plot_curves(out: Path) -> Path | None:
-    """``loss_curve.png`` from ``metrics.csv`` (loss terms) and ``val.csv`` (AP)."""
-    rows = _read_csv(out / "metrics.csv")
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    val = _read_csv(out / "val.csv")
-    fig, axes = plt.subplots(1, 2 if val else 1, figsize=(11 if val else 6, 4), squeeze=False)
-    its = [r["iteration"] for r in rows]
-    for k in rows[0]:
-        if k.startswith("loss_"):
-            axes[0, 0].plot(its, [r[k] for r in rows], label=k[5:])
-    axes[0, 0].set_xlabel("iteration")
-    axes[0, 0].set_ylabel("loss")
-    axes[0, 0].set_yscale("log")
-    axes[0, 0].legend()
-    axes[0, 0].set_title("training loss")
-    if val:
-        vi = [r["iteration"] for r in val]
-        axes[0, 1].plot(vi, [r["bbox_AP"] for r in val], "o-", label="box AP")
-        axes[0, 1].plot(vi, [r["segm_AP"] for r in val], "o-", label="mask AP")
-        axes[0, 1].set_xlabel("iteration")
-        axes[0, 1].set_title("validation")
-        axes[0, 1].legend()
-    fig.tight_layout()
-    path = out / "loss_curve.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
 
 def _batch_size(batch: Any) -> int:
     if isinstance(batch, dict) and "images" in batch:
@@ -548,47 +495,3 @@ def _batch_size(batch: Any) -> int:
     if isinstance(batch, (list, tuple)) and batch:
         return len(batch[0])
     return 1
-
-
-def _tensorboard(path: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard not installed: CSV only
-        log.warning("tensorboard is not installed; writing CSV logs only")
-        return None
-    return SummaryWriter(str(path))
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with open(path) as f:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()}
-                for r in csv.DictReader(f)]
-
-
-def _write_yaml(path: Path, data: dict[str, Any]) -> None:
-    import yaml
-
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def _plain(x: Any) -> Any:
-    """Metrics -> JSON/torch.save(weights_only)-safe plain Python."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return x
