@@ -1,4 +1,4 @@
-"""Multi-object tracking of instance segmentation results (numpy + scipy; no torch, no rclpy)."""
+"""Multi-object tracking of instance segmentation results (numpy, scipy, OpenCV; no torch, no rclpy)."""
 
 from instaseg_ros.tracking.baseline import IoUMatcher
 from instaseg_ros.tracking.ids import MAX_ID, IdAllocator

@@ -1,4 +1,4 @@
-"""Multi-object tracking of ``Instances``: stable ids across frames (numpy + scipy only).
+"""Multi-object tracking of ``Instances``: stable ids across frames (numpy, scipy, OpenCV; no torch).
 
 Per frame (``Tracker.update``):
 
