@@ -9,16 +9,11 @@ import pytest
 from eval_helpers import TOPIC, make_bag, make_yolact_checkpoint
 
 from instaseg_ros.core.segmenter import InferenceParams
-from instaseg_ros.evaluation.bag_eval import (
-    BagEvalConfig,
-    EvalError,
-    ModelSpec,
-    match_frames,
-    run_bag_eval,
-    scan_bag,
-)
+from instaseg_ros.evaluation.bag_eval import run_bag_eval
 from instaseg_ros.evaluation.gt_tools import load_ground_truth
+from instaseg_ros.evaluation.matching import match_frames, scan_bag
 from instaseg_ros.evaluation.oracle import GroundTruthSegmenter
+from instaseg_ros.evaluation.records import BagEvalConfig, EvalError, ModelSpec
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +126,43 @@ def test_size_mismatch_and_class_mismatch_are_clear(synth):
         run_bag_eval(
             BagEvalConfig(bag=str(synth["bag"]), gt=gt, topic=TOPIC), segmenter=oracle, progress=False
         )
+
+
+def test_model_load_errors_keep_the_loader_message(synth, tmp_path):
+    from instaseg_ros.models.loading import ModelLoadError, load_model
+
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelLoadError) as direct:
+        load_model("yolact", str(empty))
+    spec = ModelSpec("yolact", weights=str(empty), device="cpu")
+    with pytest.raises(EvalError) as evaluated:
+        run_bag_eval(BagEvalConfig(bag=str(synth["bag"]), gt=str(synth["gt"]), topic=TOPIC, model=spec))
+    assert str(evaluated.value) == str(direct.value) and "is empty" in str(evaluated.value)
+
+
+def test_onnxruntime_backend_scores_like_torch(synth, tmp_path):
+    params = InferenceParams(score_threshold=0.05, top_k=20)
+
+    def evaluate(backend: str, **options) -> dict:
+        spec = ModelSpec(
+            "yolact",
+            weights=str(synth["ckpt"]),
+            device="cpu",
+            params=params,
+            backend=backend,
+            backend_options=options,
+        )
+        cfg = BagEvalConfig(
+            bag=str(synth["bag"]), gt=str(synth["gt"]), topic=TOPIC, model=spec, num_examples=0
+        )
+        return run_bag_eval(cfg, progress=False).summary
+
+    ref = evaluate("torch")
+    ort = evaluate("onnxruntime", cache_dir=str(tmp_path), threads=1)
+    assert ref["model"]["backend"] == "torch" and ort["model"]["backend"] == "onnxruntime"
+    assert ref["accuracy"]["num_detections"] > 0
+    for iou in ("bbox", "segm"):
+        assert ort["accuracy"][iou]["AP"] == pytest.approx(ref["accuracy"][iou]["AP"], abs=0.01), iou
+    counts = [(a["num_detections"], b["num_detections"]) for a, b in zip(ref["per_frame"], ort["per_frame"])]
+    assert all(abs(a - b) <= 1 for a, b in counts), counts

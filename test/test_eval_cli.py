@@ -133,6 +133,34 @@ def test_malformed_ground_truth(synth, tmp_path, capsys, mutate, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--calib", "images"), "--calib (INT8 calibration) needs --backend onnxruntime or tensorrt"),
+        (("--mode", "live", "--precision", "int8"), "live mode: the node runs precision fp32 or fp16"),
+        (("--backend", "tensorflow"), "invalid choice: 'tensorflow'"),
+    ],
+)
+def test_backend_and_precision_problems_are_one_line(synth, capsys, extra, message):
+    try:
+        code = main(_eval(synth, *extra))
+    except SystemExit as e:  # argparse rejects an unknown choice itself
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_backend_and_precision_reach_the_loader(synth, capsys):
+    """--backend/--precision go to load_model: its error for torch + int8 is the CLI's one line."""
+    from instaseg_ros.models.loading import ModelLoadError, load_model
+
+    with pytest.raises(ModelLoadError) as direct:
+        load_model("oracle", str(synth["gt"]), backend="torch", precision="int8")
+    assert main(_eval(synth, "--backend", "torch", "--precision", "int8")) == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith(f"error: {direct.value}") and "Traceback" not in err
+
+
 def test_missing_files(synth, tmp_path, capsys):
     assert main(_eval(synth, gt=tmp_path / "nope.json")) == 2
     assert "ground-truth file not found" in capsys.readouterr().err

@@ -11,8 +11,9 @@ from eval_helpers import TOPIC, make_bag, make_yolact_checkpoint
 
 from instaseg_ros.core.instances import Instances
 from instaseg_ros.core.segmenter import InferenceParams
-from instaseg_ros.evaluation.bag_eval import BagEvalConfig, EvalError, ModelSpec, run_bag_eval
+from instaseg_ros.evaluation.bag_eval import run_bag_eval
 from instaseg_ros.evaluation.live import large_image_profile
+from instaseg_ros.evaluation.records import BagEvalConfig, EvalError, ModelSpec
 
 pytestmark = pytest.mark.ros
 

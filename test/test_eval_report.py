@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from eval_helpers import TOPIC, make_bag
 
-from instaseg_ros.evaluation.bag_eval import BagEvalConfig, run_bag_eval
+from instaseg_ros.evaluation.bag_eval import run_bag_eval
 from instaseg_ros.evaluation.oracle import GroundTruthSegmenter
+from instaseg_ros.evaluation.records import BagEvalConfig
 from instaseg_ros.evaluation.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
-BOX_BGR = (176, 114, 76)  # report.py's box-AP bar colour #4c72b0, in BGR
+BOX_BGR = (176, 114, 76)  # report.figures.BOX_COLOR #4c72b0, in BGR
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,43 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
     # the embedded per-class bar chart was decoded and drawn: its bar colour covers many pixels
     bar = np.all(np.abs(img.astype(int) - np.array(BOX_BGR)) < 12, axis=2).sum()
     assert bar > 2000, f"per-class AP bars not visible in the screenshot ({bar} px of the bar colour)"
+
+
+def test_classes_without_ground_truth_show_na_not_zero(tmp_path):
+    """AP is undefined (pycocotools: -1) for a category with no ground truth in the scored frames: the
+    bars, the HTML table and the Markdown summary say "n/a" instead of drawing a 0.0."""
+    from instaseg_ros.evaluation.report.figures import per_class_ap_figure
+
+    bag, gt_path = make_bag(tmp_path / "data", num_frames=3)
+    gt = json.loads(gt_path.read_text())
+    gt["categories"].append({"id": 99, "name": "bicycle"})
+    extended = gt_path.with_name("gt_with_bicycle.json")  # next to the frames the oracle reads
+    extended.write_text(json.dumps(gt))
+    oracle = GroundTruthSegmenter.from_image_files(extended)
+    outcome = run_bag_eval(
+        BagEvalConfig(bag=str(bag), gt=str(extended), topic=TOPIC, num_examples=0),
+        segmenter=oracle,
+        progress=False,
+    )
+    s = outcome.summary
+    counts = s["classes"]["gt_instances"]
+    assert counts["bicycle"] == 0 and s["accuracy"]["segm"]["per_class"]["bicycle"] == -1.0
+    absent = [n for n, c in counts.items() if c == 0]
+    present = [n for n, c in counts.items() if c > 0]
+    assert present, "the synthetic frames hold objects"
+
+    paths = write_report(outcome, tmp_path / "report")
+    md = paths["markdown"].read_text()
+    html = paths["html"].read_text()
+    for name in absent:
+        assert f"| {name} | n/a | n/a |" in md
+        assert f"<td>{name}</td><td>n/a</td><td>n/a</td>" in html
+    for name in present:  # the oracle finds every present class
+        assert f"| {name} | 100.0 | 100.0 |" in md
+        assert f"<td>{name}</td><td>100.0</td><td>100.0</td>" in html
+    assert "bicycle'] in the scored frames: their AP is undefined (n/a)" in md
+
+    ax = per_class_ap_figure(s).axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels.count("n/a") == 2 * len(absent) and labels.count("100.0") == 2 * len(present)
+    assert "0.0" not in labels

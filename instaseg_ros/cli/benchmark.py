@@ -104,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         time_all,
         write_results,
     )
-    from instaseg_ros.models.registry import build_segmenter
-    from instaseg_ros.runtime import create_backend
+    from instaseg_ros.models.loading import ModelLoadError, load_model
 
     models = args.model or ["yolact"]
     if args.weights and len(models) > 1:
@@ -140,16 +139,16 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         family, _, config = m.partition("=")
         try:
-            torch.manual_seed(0)
-            seg = build_segmenter(family, weights=args.weights, config=config or None, device=args.device)
-        except (ValueError, FileNotFoundError, RuntimeError) as e:
+            torch.manual_seed(0)  # random-init models: the same weights for every backend
+            seg = load_model(family, args.weights, config or None, device=args.device, params=params)
+        except ModelLoadError as e:
             return _fail(f"model {m}: {e}")
         name = _model_name(seg, family)
         model_info[name] = {"family": family, "config": config or None, "weights": args.weights}
         factories = {}
         for spec in specs:
             backend, _, precision = spec.partition(":")
-            factories[spec] = _factory(backend, precision, seg, family, config, args, threads, create_backend)
+            factories[spec] = _factory(backend, precision, seg, family, config, args, threads, params)
         r, s = make_runners(name, factories, params)
         runners += r
         skipped.update({f"{name}/{k}": v for k, v in s.items()})
@@ -224,37 +223,40 @@ def _model_name(seg, family: str) -> str:
     return family
 
 
-def _factory(backend, precision, seg, family, config, args, threads, create_backend):
-    """A zero-argument callable creating the backend (errors surface when the harness calls it)."""
+def _factory(backend, precision, seg, family, config, args, threads, params):
+    """A zero-argument callable loading the model on ``backend`` through ``load_model`` and returning
+    its Backend (errors surface when the harness calls it, which reports the backend as skipped).
+
+    ``torch`` at the model's own precision reuses ``seg``; every other entry loads the same weights
+    again (random-init models with the same seed), so each backend has its own segmenter.
+    """
 
     def make():
-        if backend == "torch":
-            if precision and precision != seg.precision:
-                import torch
+        import torch
 
-                from instaseg_ros.models.registry import build_segmenter
+        from instaseg_ros.models.loading import load_model
+        from instaseg_ros.runtime import BackendSegmenter, create_backend
 
-                torch.manual_seed(0)
-                other = build_segmenter(
-                    family,
-                    weights=args.weights,
-                    config=config or None,
-                    device=args.device,
-                    precision=precision,
-                )
-                return create_backend("torch", other)
+        if backend == "torch" and precision in ("", seg.precision):
             return create_backend("torch", seg)
         if backend in ("onnxruntime", "ort"):
-            return create_backend("onnxruntime", seg, threads=threads, cache_dir=args.cache_dir)
-        if backend in ("tensorrt", "trt"):
-            return create_backend(
-                "tensorrt",
-                seg,
-                precision=precision or "fp16",
-                cache_dir=args.cache_dir,
-                max_batch=max(args.batches),
-                calib=args.calib,
-            )
-        raise ValueError(f"unknown backend {backend!r}")
+            options = {"threads": threads, "cache_dir": args.cache_dir}
+        elif backend in ("tensorrt", "trt"):
+            options = {"cache_dir": args.cache_dir, "max_batch": max(args.batches), "calib": args.calib}
+        else:
+            options = {}
+        default = "fp16" if backend in ("tensorrt", "trt") else "fp32"
+        torch.manual_seed(0)
+        loaded = load_model(
+            family,
+            args.weights,
+            config or None,
+            backend=backend,
+            device=args.device,
+            precision=precision or default,
+            params=params,
+            backend_options=options,
+        )
+        return loaded.backend if isinstance(loaded, BackendSegmenter) else create_backend("torch", loaded)
 
     return make

@@ -151,7 +151,7 @@ def write_overlay(outcome: Any, bag: str, topic: str, out: Path, max_frames: int
 
     from instaseg_ros.core.draw import draw_instances
     from instaseg_ros.data.bag_io import iter_bag_images
-    from instaseg_ros.evaluation.bag_eval import results_to_instances
+    from instaseg_ros.evaluation.matching import results_to_instances
 
     answered = {r.stamp_ns: r for r in outcome.run.frames if r.processed and r.image_id is not None}
     stills: list[np.ndarray] = []
@@ -247,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
         steps(f"camera stream: {bag} ({topic})")
         gt: Any = args.gt
         if gt is None:
-            from instaseg_ros.evaluation.bag_eval import EvalError, scan_bag
+            from instaseg_ros.evaluation.matching import scan_bag
+            from instaseg_ros.evaluation.records import EvalError
 
             try:
                 frames = scan_bag(bag, topic)
@@ -294,8 +295,9 @@ def run(args: argparse.Namespace) -> int:
 
     # --- 2-4: the node over DDS, recorded and scored
     from instaseg_ros.core.segmenter import InferenceParams
-    from instaseg_ros.evaluation.bag_eval import BagEvalConfig, EvalError, ModelSpec, run_bag_eval
+    from instaseg_ros.evaluation.bag_eval import run_bag_eval
     from instaseg_ros.evaluation.live import large_image_profile
+    from instaseg_ros.evaluation.records import BagEvalConfig, EvalError, ModelSpec
 
     launcher = _launcher(args.launch)
     steps(f"instaseg_node ({args.model}, {Path(weights).name}) started via {launcher}; "

@@ -3,6 +3,8 @@
   instaseg eval-bag BAG --gt GT.json --topic /camera/color/image_raw --model yolact --weights W.pth \\
       --mode offline --out DIR
   instaseg eval-bag BAG --gt GT.json --mode live --rate-multiplier 1.0 --out DIR --output-bag DIR/outputs
+  instaseg eval-bag BAG --gt GT.json --weights W.pth --backend tensorrt --precision int8 \\
+      --calib IMAGES --out DIR
 
 offline: every frame through the model in this process, as fast as possible (deterministic).
 live:    the bag replayed at its recorded rate (x multiplier) to the real node (its own process, over
@@ -52,8 +54,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--model", default="yolact", help="model family (yolact, yolo_fcn, ...; oracle = the GT)")
     g.add_argument("--weights", default=None, help="checkpoint file (oracle: the ground-truth JSON)")
     g.add_argument("--config", default=None, help="model config YAML")
+    g.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "tensorrt"),
+        default="torch",
+        help="inference backend (offline: in this process; live: the node's backend parameter)",
+    )
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp32",
+        help="fp16 needs CUDA; int8 needs --backend onnxruntime (CPU) or tensorrt, --calib, offline mode",
+    )
+    g.add_argument("--calib", default=None, help="INT8 calibration images: a folder or a COCO JSON")
+    g.add_argument("--cache-dir", default=None, help="ONNX export / TensorRT engine cache")
     g.add_argument(
         "--score-threshold",
         type=float,
@@ -128,7 +143,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from instaseg_ros.core.segmenter import InferenceParams
-    from instaseg_ros.evaluation.bag_eval import BagEvalConfig, EvalError, ModelSpec, run_bag_eval
+    from instaseg_ros.evaluation.bag_eval import run_bag_eval
+    from instaseg_ros.evaluation.records import BagEvalConfig, EvalError, ModelSpec
 
     def fail(msg: str) -> int:
         print(f"instaseg eval-bag: error: {msg}", file=sys.stderr)
@@ -148,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(e))
     if args.rate_multiplier <= 0:
         return fail(f"--rate-multiplier must be > 0, got {args.rate_multiplier}")
+    if args.calib and args.backend == "torch":
+        return fail("--calib (INT8 calibration) needs --backend onnxruntime or tensorrt")
     if args.stamp_tolerance_ms < 0:
         return fail(f"--stamp-tolerance-ms must be >= 0, got {args.stamp_tolerance_ms}")
     plugins = list(args.plugin)
@@ -161,7 +179,17 @@ def run(args: argparse.Namespace) -> int:
         gt=args.gt,
         topic=topic,
         mode=args.mode,
-        model=ModelSpec(args.model, args.weights, args.config, args.device, args.precision, params, plugins),
+        model=ModelSpec(
+            args.model,
+            args.weights,
+            args.config,
+            args.device,
+            args.precision,
+            params,
+            plugins,
+            backend=args.backend,
+            backend_options=_backend_options(args),
+        ),
         stamp_tolerance_ns=int(round(args.stamp_tolerance_ms * 1e6)),
         only_gt_frames=args.only_gt_frames,
         rate_multiplier=args.rate_multiplier,
@@ -203,6 +231,16 @@ def run(args: argparse.Namespace) -> int:
     if args.output_bag:
         print(f"output bag: {args.output_bag}")
     return 0
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, object]:
+    """Options for ``load_model(backend_options=...)`` from ``--calib`` and ``--cache-dir``."""
+    opts: dict[str, object] = {}
+    if args.cache_dir and args.backend != "torch":
+        opts["cache_dir"] = args.cache_dir
+    if args.calib:
+        opts["calib"] = args.calib
+    return opts
 
 
 def _gt_topic(path: str) -> str | None:

@@ -92,7 +92,7 @@ def validate(seg, fast, images, params) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from instaseg_ros.evaluation.benchmark import sample_images
-    from instaseg_ros.models.registry import build_segmenter
+    from instaseg_ros.models.loading import ModelLoadError, load_model
     from instaseg_ros.runtime import BackendUnavailableError, create_backend, wrap_segmenter
     from instaseg_ros.runtime.onnx_export import export_onnx
 
@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
             return _fail("--precision int8 needs --calib <folder of images or COCO JSON>")
     device = args.device if args.format == "tensorrt" else "cpu"
     try:
-        seg = build_segmenter(args.model, weights=args.weights, config=args.config, device=device)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        seg = load_model(args.model, args.weights, args.config, device=device)
+    except ModelLoadError as e:
         return _fail(str(e))
     onnx_path = out if args.format == "onnx" else out.with_suffix(".onnx")
     dynamic = args.dynamic_batch or args.format == "tensorrt"

@@ -1,0 +1,280 @@
+"""The live run in four steps: start the node, replay the bag to it, collect its results, score them."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from instaseg_ros.evaluation.gt_tools import StampedGroundTruth
+from instaseg_ros.evaluation.live.outputs import class_names_from_label_info, instances_from_outputs
+from instaseg_ros.evaluation.live.player import Collected, Player
+from instaseg_ros.evaluation.live.process import (
+    log_tail,
+    node_command,
+    node_pid,
+    process_peak_rss_mb,
+    stop_node,
+)
+from instaseg_ros.evaluation.matching import class_to_category, to_results
+from instaseg_ros.evaluation.records import (
+    BagEvalConfig,
+    BagFrame,
+    EvalError,
+    FrameMatch,
+    FrameRecord,
+    RunData,
+)
+
+#: precisions the node's ``precision`` parameter accepts
+NODE_PRECISIONS = ("fp32", "fp16")
+
+
+def run_live(
+    cfg: BagEvalConfig,
+    frames: list[BagFrame],
+    match: FrameMatch,
+    gt: StampedGroundTruth,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunData:
+    """Replay ``cfg.bag`` to a freshly started node and score its outputs (see the package doc).
+
+    Raises:
+        EvalError: bad settings, the node cannot start (its log tail is in the message), or its
+            outputs do not fit together.
+    """
+    say = log or (lambda _m: None)
+    env = live_environment(cfg)
+    namespace = f"/instaseg_eval_{os.getpid()}_{int(time.time() * 1000) % 100000}"
+    log_file = Path(tempfile.mkstemp(prefix="instaseg_eval_node_", suffix=".log")[1])
+    player = Player(env, namespace, {frames[k].stamp_ns for k in match.frame_to_image})
+    proc = None
+    try:
+        player.open(cfg)
+        proc = start_node(cfg, player, env, log_file, say)
+        class_names = class_names_from_label_info(player.col.label_info)
+        cat_map = class_to_category(class_names, gt)
+        say(
+            f"node ready ({len(class_names)} classes); replaying {len(frames)} frames "
+            f"at x{cfg.rate_multiplier:g}"
+        )
+        sent_at, lag = replay(cfg, frames, player, progress)
+        node_rss = collect(player.col, frames, sent_at, cfg.drain_timeout_s, proc, log_file)
+    finally:
+        if proc is not None:
+            stop_node(proc)
+        player.close()
+    records, results, wall = score(frames, match, player.col, sent_at, class_names, cat_map)
+    diag = player.col.diagnostics
+    extra = {
+        "model": {
+            "family": cfg.model.family,
+            "backend": diag.get("backend", cfg.model.backend),
+            "device": diag.get("device", cfg.model.device),
+        },
+        "transport": cfg.live_transport,
+        "namespace": namespace,
+        "drain_timeout_s": cfg.drain_timeout_s,
+        "dds_profile": env.get("FASTRTPS_DEFAULT_PROFILES_FILE", ""),
+        "max_send_lag_ms": lag * 1e3,
+        "node_log": str(log_file),
+        "node_diagnostics": player.col.diagnostics,
+    }
+    return RunData("live", records, results, wall, class_names, node_rss, "node process (VmHWM)", None, extra)
+
+
+def live_environment(cfg: BagEvalConfig) -> dict[str, str]:
+    """Check the live settings and model files; the environment of both processes (DDS profile set).
+
+    Raises:
+        EvalError: a bad rate, transport or precision, or a missing model or profile file.
+    """
+    from instaseg_ros.models.loading import ModelLoadError, check_model_file
+
+    if cfg.rate_multiplier <= 0:
+        raise EvalError(f"rate multiplier must be > 0, got {cfg.rate_multiplier}")
+    if cfg.live_transport not in ("raw", "compressed"):
+        raise EvalError(f"live transport must be 'raw' or 'compressed', got {cfg.live_transport!r}")
+    if cfg.model.precision not in NODE_PRECISIONS:
+        raise EvalError(
+            f"live mode: the node runs precision {' or '.join(NODE_PRECISIONS)}, not {cfg.model.precision!r} "
+            "(evaluate INT8 TensorRT engines in offline mode)"
+        )
+    try:
+        check_model_file(cfg.model.weights, "weights")
+        check_model_file(cfg.model.config, "config")
+    except ModelLoadError as e:
+        raise EvalError(str(e)) from e
+    env = dict(os.environ)
+    if cfg.dds_profile:
+        if not Path(cfg.dds_profile).is_file():
+            raise EvalError(f"DDS profile file not found: {cfg.dds_profile}")
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(cfg.dds_profile).resolve())
+    return env
+
+
+def start_node(
+    cfg: BagEvalConfig, player: Player, env: dict[str, str], log_file: Path, say: Callable[[str], None]
+) -> subprocess.Popen:
+    """Start the node (its output in ``log_file``) and wait until it has loaded its model and matched."""
+    cmd = node_command(cfg, player.namespace)
+    say(f"starting the node {player.node_base} ({cfg.model.family}; log: {log_file})")
+    with open(log_file, "wb") as lf:
+        try:
+            proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
+        except FileNotFoundError as e:
+            raise EvalError(
+                f"cannot start the node: {cmd[0]!r} not found ({e.strerror}); for ros2 launch source the "
+                f"ROS 2 setup (the installed package), or use the python launcher"
+            ) from e
+    try:
+        player.wait_ready(proc, cfg.startup_timeout_s, log_file)
+    except BaseException:
+        stop_node(proc)
+        raise
+    return proc
+
+
+def _read_frames(cfg: BagEvalConfig, q: queue.Queue, stop: threading.Event) -> None:
+    """Reader thread: (index, stamp, frame id, image) of every bag frame into ``q``, then None
+    (a ``BagError`` is put instead when the bag cannot be read)."""
+    from instaseg_ros.data.bag_io import BagError, iter_bag_images
+
+    try:
+        for k, item in enumerate(iter_bag_images(cfg.bag, cfg.topic)):
+            while not stop.is_set():
+                try:
+                    q.put((k, *item), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        q.put(None)
+    except BagError as e:
+        q.put(e)
+
+
+def replay(
+    cfg: BagEvalConfig, frames: list[BagFrame], player: Player, progress: bool
+) -> tuple[dict[int, float], float]:
+    """Publish every frame on the recorded schedule (x ``rate_multiplier``) with its original header.
+
+    Returns:
+        (frame index -> send time (monotonic s), worst lateness against the schedule in s).
+    """
+    from tqdm import tqdm
+
+    from instaseg_ros.evaluation.output_bag import OutputBagWriter
+    from instaseg_ros.ros import conversions as conv
+
+    q: queue.Queue = queue.Queue(maxsize=32)
+    stop = threading.Event()
+    reader = threading.Thread(target=_read_frames, args=(cfg, q, stop), daemon=True)
+    reader.start()
+    sent_at: dict[int, float] = {}
+    lag, stamp0, start = 0.0, frames[0].stamp_ns, time.monotonic() + 0.2
+    bar = tqdm(total=len(frames), unit="frame", desc="eval-bag live", disable=not progress, file=sys.stderr)
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, Exception):
+                raise EvalError(str(item)) from item
+            k, stamp, frame_id, img = item
+            header = OutputBagWriter.header(stamp, frame_id)
+            msg = (conv.bgr8_to_compressed(img, "jpeg", header) if player.compressed
+                   else conv.numpy_to_image(img, "bgr8", header))  # fmt: skip
+            target = start + max(0, stamp - stamp0) / 1e9 / cfg.rate_multiplier
+            now = time.monotonic()
+            if target > now:
+                time.sleep(target - now)
+            else:
+                lag = max(lag, now - target)
+            sent_at[k] = time.monotonic()
+            player.pub.publish(msg)
+            if player.writer is not None:
+                with player.wlock:
+                    player.writer.write_raw("image", stamp, conv.numpy_to_image(img, "bgr8", header))
+            bar.update(1)
+            bar.set_postfix(processed=len(player.col.done), refresh=False)
+    finally:
+        stop.set()
+        bar.close()
+    reader.join(timeout=5)
+    return sent_at, lag
+
+
+def collect(
+    col: Collected,
+    frames: list[BagFrame],
+    sent_at: dict[int, float],
+    timeout: float,
+    proc: subprocess.Popen,
+    log_file: Path,
+) -> float | None:
+    """Wait for the last frame's result (the node takes frames in order), a short grace period and one
+    more diagnostics period; returns the node's peak RSS in MB.
+
+    Raises:
+        EvalError: the node exited during the replay (its log tail is in the message).
+    """
+    if sent_at:
+        last = frames[max(sent_at)].stamp_ns
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and last not in col.done and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(0.2)
+    time.sleep(0.6)  # one more diagnostics period
+    if proc.poll() is not None:
+        raise EvalError(
+            f"the node exited (code {proc.returncode}) during the replay; log tail:\n{log_tail(log_file)}"
+        )
+    return process_peak_rss_mb(node_pid(proc.pid))
+
+
+def score(
+    frames: list[BagFrame],
+    match: FrameMatch,
+    col: Collected,
+    sent_at: dict[int, float],
+    class_names: list[str],
+    cat_map: list[int | None],
+) -> tuple[list[FrameRecord], list[dict[str, Any]], float]:
+    """Per-frame records (processed, dropped or not sent; latency = send -> both outputs), the COCO
+    results of the scored frames rebuilt from the node's messages, and the wall time in s.
+
+    Raises:
+        EvalError: a frame's detections and instance mask do not fit together.
+    """
+    t0 = min(sent_at.values()) if sent_at else 0.0
+    records: list[FrameRecord] = []
+    results: list[dict[str, Any]] = []
+    for f in frames:
+        iid = match.frame_to_image.get(f.index)
+        done = col.done.get(f.stamp_ns)
+        if f.index not in sent_at:
+            records.append(FrameRecord(f.index, f.stamp_ns, iid, False, sent=False))
+            continue
+        if done is None:
+            records.append(FrameRecord(f.index, f.stamp_ns, iid, False, None, sent_at[f.index] - t0))
+            continue
+        det_msg = col.det[f.stamp_ns][1]
+        n = len(det_msg.detections) if det_msg is not None else None
+        rec = FrameRecord(f.index, f.stamp_ns, iid, True, (done - sent_at[f.index]) * 1e3, done - t0, n)
+        records.append(rec)
+        if iid is not None:
+            try:
+                inst = instances_from_outputs(det_msg, col.mask[f.stamp_ns][1], class_names)
+            except ValueError as e:
+                raise EvalError(f"the node's outputs for stamp {f.stamp_ns} do not fit together: {e}") from e
+            rec.num_detections = len(inst)
+            results.extend(to_results(inst, iid, cat_map))
+    wall = (max(col.done.values()) - t0) if col.done else 0.0
+    return records, results, wall
