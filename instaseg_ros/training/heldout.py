@@ -56,11 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from instaseg_ros.models.registry import build_segmenter
+    from instaseg_ros.models.loading import ModelLoadError, load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    seg = build_segmenter(args.family, weights=args.weights, config=args.config)
+    try:
+        seg = load_model(args.family, args.weights, args.config)
+    except (ModelLoadError, FileNotFoundError, ValueError) as e:
+        print(f"heldout: {e}", file=sys.stderr)
+        return 2
     m = evaluate_heldout(seg, args.num_images, args.seed, args.width, args.height)
     print(f"{args.weights}: {m['set']['num_images']} held-out scenes (seed {args.seed}, "
           f"{args.width}x{args.height}, {m['set']['num_instances']} instances)")

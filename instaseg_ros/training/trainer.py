@@ -83,7 +83,7 @@ class TrainTask(ABC):
 
     @abstractmethod
     def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
-        """Write a checkpoint that the family's segmenter loads (``build_segmenter(weights=path)``)."""
+        """Write a checkpoint that ``models.loading.load_model(family, path)`` loads."""
 
     def load_inference(self, path: Path) -> None:
         """Load weights written by :meth:`save_inference` into ``module`` (for the final report)."""

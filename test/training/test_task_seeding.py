@@ -12,21 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny_tasks import MODELS
 
 from instaseg_ros.training.config import config_from_dict
 from instaseg_ros.training.tasks import build_task
 from instaseg_ros.training.trainer import Trainer
 
-# tiny models: building them is cheap, only the first batch is drawn
-MODELS: dict[str, dict[str, Any]] = {
-    "yolact": {"backbone": "resnet18_slim", "input_size": 64, "fpn_channels": 16, "num_prototypes": 4,
-               "attention_reduction": 4},
-    "fcn": {"arch": "resnet18", "width": 0.25, "crop_size": 32},
-    "yolo_detector": {"detector": "yolov3-tiny", "darknet_width": 0.125, "input_size": 64},
-    "solo": {"backbone": "resnet18", "input_size": 64, "fpn_channels": 32, "head_channels": 32,
-             "head_convs": 1, "mask_channels": 16, "mask_mid_channels": 16, "num_grids": [8, 6, 4, 3, 2]},
-    "maskrcnn": {"backbone": "resnet18", "min_size": 64, "max_size": 96},
-}
 # every random augmentation on: a seeded pipeline is the only way two runs can agree
 AUGMENT = {"hflip": 0.5, "photometric": 1.0, "brightness": 0.3, "contrast": 0.3, "saturation": 0.3,
            "hue": 0.05, "noise": 0.5, "blur": 0.0, "jpeg": 0.0, "scale_crop": 0.5}

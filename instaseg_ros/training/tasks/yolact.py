@@ -231,7 +231,7 @@ class YolactTask(BaseTask):
         return sd, YolactConfig.from_dict(d)
 
     def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
-        """A checkpoint that ``build_segmenter("yolact", weights=path)`` loads (fp16 tensors when
+        """A checkpoint that ``load_model("yolact", path)`` loads (fp16 tensors when
         ``fp16``; they load back into the fp32 model)."""
         from instaseg_ros.models.yolact import YolactSE, save_checkpoint
 
