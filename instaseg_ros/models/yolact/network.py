@@ -92,16 +92,32 @@ class FPN(nn.Module):
         )
 
     def forward(self, convouts: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.output_phase(self.lateral_phase(convouts)[0])
+
+    def lateral_phase(self, convouts: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Phase 1 (YolactEdge's ``FPN_phase_1``): [C3, C4, C5] -> (merged, laterals).
+
+        ``laterals[j]`` = 1x1 lateral conv of ``convouts[j]`` [B, channels, hj, wj]; ``merged[j]`` =
+        ``laterals[j]`` + bilinear upsampling of ``merged[j + 1]`` (top-down), before the 3x3 convs.
+        """
         n = len(convouts)
-        out: list[torch.Tensor] = [convouts[0]] * n
+        merged: list[torch.Tensor] = [convouts[0]] * n
+        laterals: list[torch.Tensor] = [convouts[0]] * n
         x = None
         for i, lat in enumerate(self.lat_layers):
             j = n - 1 - i
             y = lat(convouts[j])
+            laterals[j] = y
             if x is not None:
                 y = y + F.interpolate(x, size=convouts[j].shape[-2:], mode="bilinear", align_corners=False)
             x = y
-            out[j] = x
+            merged[j] = x
+        return merged, laterals
+
+    def output_phase(self, merged: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Phase 2: merged [P3', P4', P5'] -> [P3..P7] (ReLU(3x3 conv) per level, strided extras)."""
+        n = len(merged)
+        out = list(merged)
         for i, pred in enumerate(self.pred_layers):
             j = n - 1 - i
             out[j] = F.relu(pred(out[j]))
@@ -226,6 +242,44 @@ class YolactSE(nn.Module):
                 raise ValueError(f"YolactSE expects input [B, 3, {s}, {s}], got {list(x.shape)}")
         feats = self.backbone(x)
         p = self.fpn([feats[i] for i in self.selected_layers])
+        return self.heads(p)
+
+    # -- the stages separately (YolactEdge's partial backbone; same ops as ``forward``)
+    @property
+    def partial_stages(self) -> int:
+        """Backbone stages up to and including C3 (stride 8): 2 for ResNets, 3 for Darknet-53."""
+        return self.selected_layers[0] + 1
+
+    def backbone_features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """Stem + backbone stages ``[0, stop)`` -> their outputs (``stop=None``: all, = ``self.backbone(x)``).
+
+        x [B, 3, S, S] -> list of [B, channels[i], S/2^(i+2), ...] (ResNet; Darknet strides start at 2).
+        """
+        bb = self.backbone
+        if hasattr(bb, "_preconv"):  # DarkNetBackbone
+            h = bb._preconv(x)
+        else:  # ResNetBackbone
+            h = bb.maxpool(bb.relu(bb.bn1(bb.conv1(x))))
+        return self.backbone_resume([], h, stop)
+
+    def backbone_resume(
+        self, feats: list[torch.Tensor], x: torch.Tensor | None = None, stop: int | None = None
+    ) -> list[torch.Tensor]:
+        """Continue the backbone after the stages in ``feats`` (from ``feats[-1]``, or the stem output
+        ``x`` when ``feats`` is empty) up to stage ``stop`` -> all stage outputs so far."""
+        bb = self.backbone
+        out = list(feats)
+        h = out[-1] if out else x
+        end = len(bb.layers) if stop is None else stop
+        for i in range(len(out), end):
+            h = bb.layers[i](h)
+            if bb.attention is not None:
+                h = bb.attention[i](h)
+            out.append(h)
+        return out
+
+    def heads(self, p: list[torch.Tensor]) -> dict[str, Any]:
+        """FPN levels [P3..P7] -> the raw output dict (prototypes on P3, the shared head on every level)."""
         proto = F.relu(self.proto_net(p[0])).permute(0, 2, 3, 1).contiguous()
         head = self.prediction_layers[0]
         locs, confs, coeffs = [], [], []
