@@ -20,7 +20,7 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found: the ROS 2 Jazzy wheels need CPython 3.11 (set INSTASEG_PYTHON)"
 
 # 1. the virtual environment and its packages, re-installed only when the requirement files change
-req_hash=$(cat requirements/base.txt requirements/ros-jazzy.txt setup.py | sha256sum | cut -c1-16)
+req_hash=$(cat requirements/base.txt requirements/ros-jazzy.txt requirements/web.txt setup.py | sha256sum | cut -c1-16)
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV with $($PYTHON --version)"
   "$PYTHON" -m venv "$VENV" || die "could not create the virtual environment"
@@ -28,7 +28,7 @@ fi
 if [ "$(cat "$VENV/.instaseg-req" 2>/dev/null)" != "$req_hash" ]; then
   say "installing Python packages (torch CUDA build, ROS 2 Jazzy wheels, tools): a few minutes the first time"
   pip_install --upgrade pip wheel "setuptools<80"
-  pip_install -r requirements/base.txt -r requirements/ros-jazzy.txt
+  pip_install -r requirements/base.txt -r requirements/ros-jazzy.txt -r requirements/web.txt
   pip_install --no-deps --no-build-isolation -e .
   "$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check; die "inconsistent packages"; }
   "$VENV/bin/python" -c "import torch, torchvision, rclpy, cv2, pycocotools, onnxruntime, rosbags, instaseg_ros" \
@@ -37,6 +37,16 @@ if [ "$(cat "$VENV/.instaseg-req" 2>/dev/null)" != "$req_hash" ]; then
 else
   say "Python packages up to date ($VENV)"
 fi
+
+# 1b. the web tests: Debian's chromium + chromium-driver (apt, as root only; the tests name what is
+# missing elsewhere) and Label Studio in its own environment (.venv/labelstudio)
+if ! command -v chromedriver >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing Debian's chromium and chromium-driver (browser tests of instaseg web)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      chromium chromium-driver; } > "$VENV/apt-chromium.log" 2>&1 \
+    || { tail -20 "$VENV/apt-chromium.log"; die "apt-get install chromium chromium-driver failed"; }
+fi
+bash "$ROOT/scripts/setup_label_studio.sh"
 
 # 2. vision_msgs: use the distro's where it exists, else build the stand-in from test/interfaces/
 if "$VENV/bin/python" -c "import vision_msgs.msg" 2>/dev/null; then

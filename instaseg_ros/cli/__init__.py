@@ -21,6 +21,8 @@ SUBCOMMANDS = [
     "synth",
     "demo",
     "weights",
+    "web",
+    "label_studio",
 ]
 
 

@@ -1,0 +1,180 @@
+"""Fixtures for the web tests: the real ``instaseg web`` server in its own process, a headless Chromium
+driven by Selenium, and synthetic test images.
+
+Outside CI a missing tool (gradio, selenium, Debian's chromium/chromium-driver) skips with the reason;
+in CI (``CI=true``) it fails, so these tests never skip silently there (``make setup`` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+)
+
+
+def need(ok: bool, what: str) -> None:
+    """Skip (fail in CI) when ``what`` is missing."""
+    if ok:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is missing in CI (scripts/setup_env.sh installs it)")
+    pytest.skip(f"{what} is not installed (make setup installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> float:
+    """Poll ``url`` until it answers 200; returns the seconds waited. Fails with the server's log."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate the process we started (and wait for it)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@dataclass
+class WebServer:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    work_dir: Path
+    report_root: Path
+    startup_s: float
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """``instaseg web`` on a free 127.0.0.1 port, its own process; prints how long it took to answer."""
+    import importlib.util
+
+    need(importlib.util.find_spec("gradio") is not None, "gradio (requirements/web.txt)")
+    d = tmp_path_factory.mktemp("web")
+    port = free_port()
+    log = d / "server.log"
+    env = dict(os.environ, OMP_NUM_THREADS="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "instaseg_ros.cli",
+        "web",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--work-dir",
+        str(d / "runs"),
+        "--report-root",
+        str(d),
+    ]
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        startup = wait_http(url + "/", proc, 180, log)
+        print(f"\ninstaseg web answered after {startup:.1f} s")
+        yield WebServer(url, proc, log, d / "runs", d, startup)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Headless Chromium (Debian's) through chromedriver, downloads into ``browser.download_dir``."""
+    import importlib.util
+
+    need(importlib.util.find_spec("selenium") is not None, "selenium (requirements/web.txt)")
+    need(CHROMIUM is not None and CHROMEDRIVER is not None, "Debian's chromium and chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path_factory.mktemp("downloads")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1800",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
+        opts.add_argument(a)
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    drv.download_dir = downloads
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+@pytest.fixture(scope="session")
+def synthetic_frame(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 640x480 synthetic indoor frame (the demo's stream, seed 2026) as PNG."""
+    import cv2
+
+    from instaseg_ros.data.synthetic import demo_stream_config, generate_scene
+
+    p = tmp_path_factory.mktemp("frames") / "synthetic_2026.png"
+    cv2.imwrite(str(p), generate_scene(2026, demo_stream_config()).image)
+    return p
+
+
+def png_with_header(path: Path, width: int, height: int) -> Path:
+    """A structurally valid PNG (right CRCs, IDAT, IEND) whose IHDR claims ``width`` x ``height``."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+    path.write_bytes(data)
+    return path
