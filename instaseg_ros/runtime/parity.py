@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from instaseg_ros.core.instances import Instances
 
@@ -27,20 +29,32 @@ def flatten_raw(raw: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
+def paired_outputs(
+    ref: Any, test: Any, dtype: torch.dtype = torch.float32
+) -> Iterator[tuple[str, Tensor, Tensor]]:
+    """(name, ref tensor, test tensor) per raw output, on the CPU in ``dtype``.
+
+    Raises:
+        ValueError: the two differ in structure or in the shape of an output.
+    """
+    a, b = flatten_raw(ref), flatten_raw(test)
+    if set(a) != set(b):
+        raise ValueError(f"raw outputs differ in structure: {sorted(a)} vs {sorted(b)}")
+    for k in a:
+        x, y = a[k].detach().to("cpu", dtype), b[k].detach().to("cpu", dtype)
+        if x.shape != y.shape:
+            raise ValueError(f"raw output {k}: shape {tuple(x.shape)} vs {tuple(y.shape)}")
+        yield k, x, y
+
+
 def raw_differences(ref: Any, test: Any) -> dict[str, float]:
     """Largest absolute difference per raw output (same structure required).
 
     Equal non-finite values (e.g. ``inf`` box sizes of an untrained detector in both) count as equal;
     a finite value against a non-finite one gives ``inf``.
     """
-    a, b = flatten_raw(ref), flatten_raw(test)
-    if set(a) != set(b):
-        raise ValueError(f"raw outputs differ in structure: {sorted(a)} vs {sorted(b)}")
     out = {}
-    for k in a:
-        x, y = a[k].detach().float().cpu(), b[k].detach().float().cpu()
-        if x.shape != y.shape:
-            raise ValueError(f"raw output {k}: shape {tuple(x.shape)} vs {tuple(y.shape)}")
+    for k, x, y in paired_outputs(ref, test):
         if not x.numel():
             out[k] = 0.0
             continue
@@ -57,18 +71,12 @@ def relative_errors(ref: Any, test: Any) -> dict[str, float]:
     entry says little. Entries non-finite in both are left out; a finite value against a
     non-finite one gives ``inf``; an all-zero reference gives 0 when ``test`` is zero too, else ``inf``.
     """
-    a, b = flatten_raw(ref), flatten_raw(test)
-    if set(a) != set(b):
-        raise ValueError(f"raw outputs differ in structure: {sorted(a)} vs {sorted(b)}")
     out = {}
-    for k in a:
-        x, y = a[k].detach().double().cpu(), b[k].detach().double().cpu()
-        if x.shape != y.shape:
-            raise ValueError(f"raw output {k}: shape {tuple(x.shape)} vs {tuple(y.shape)}")
-        both = torch.isfinite(x) & torch.isfinite(y)
+    for k, x, y in paired_outputs(ref, test, torch.float64):
         if bool((torch.isfinite(x) != torch.isfinite(y)).any()):
             out[k] = float("inf")
             continue
+        both = torch.isfinite(x) & torch.isfinite(y)
         num, den = float((x[both] - y[both]).norm()), float(x[both].norm())
         out[k] = num / den if den > 0 else (0.0 if num == 0 else float("inf"))
     return out
