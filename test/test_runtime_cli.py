@@ -149,10 +149,22 @@ def test_benchmark_cli_writes_json_and_table(yolact_yaml, tmp_path, capsys):
     assert {r["backend"] for r in data["rows"]} >= {"torch", "onnxruntime"}
     for r in data["rows"]:
         assert {"median_ms", "p95_ms"} <= set(r["e2e"]) and r["model"] == "yolact_resnet18_96"
+    # every backend entry loads the same weights through load_model: the same detections
+    dets = {r["backend"]: r["detections_per_image"] for r in data["rows"]}
+    assert dets["onnxruntime"] == dets["torch"]
     md = out.with_suffix(".md").read_text()
     assert "e2e ms med/p95" in md and "img/s @1" in md
     assert main(["benchmark", "--backends", "openvino", "--out", str(out)]) == 2
     assert "unknown backend 'openvino'" in capsys.readouterr().err
+    from instaseg_ros.models.loading import ModelLoadError, load_model
+
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelLoadError) as direct:
+        load_model("yolact", str(empty))
+    assert main(["benchmark", "--weights", str(empty), "--no-peer", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"instaseg benchmark: model yolact: {direct.value}"
 
 
 def test_runners_are_timed_round_robin():

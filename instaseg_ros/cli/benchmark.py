@@ -74,7 +74,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--peer-max-size", type=int, default=1333, help="Mask R-CNN max side (default 1333)")
     p.add_argument("--cache-dir", default=None, help="export/engine cache (default ~/.cache/instaseg_ros)")
-    p.add_argument("--calib", default=None, help="INT8 calibration images (for tensorrt:int8)")
+    p.add_argument(
+        "--calib", default=None, help="INT8 calibration images (for tensorrt:int8 and onnxruntime:int8)"
+    )
     p.add_argument(
         "--out", default=None, help="JSON output (default benchmarks/results/benchmark_<date>.json)"
     )
@@ -241,6 +243,8 @@ def _factory(backend, precision, seg, family, config, args, threads, params):
             return create_backend("torch", seg)
         if backend in ("onnxruntime", "ort"):
             options = {"threads": threads, "cache_dir": args.cache_dir}
+            if precision == "int8":  # statically quantised graphs need calibration images
+                options["calib"] = args.calib
         elif backend in ("tensorrt", "trt"):
             options = {"cache_dir": args.cache_dir, "max_batch": max(args.batches), "calib": args.calib}
         else:
