@@ -85,7 +85,8 @@ def load_model(
         backend: "torch", "onnxruntime" or "tensorrt". For the non-torch backends the segmenter's
             pre/post-processing runs in fp32 and ``precision`` selects the engine precision.
         device: "auto", "cpu", "cuda", "cuda:N".
-        precision: "fp32", "fp16" or "int8" (int8: TensorRT only).
+        precision: "fp32", "fp16" or "int8" (int8: ONNX Runtime on the CPU or TensorRT; both need
+            calibration images in ``backend_options["calib"]``).
         params: inference thresholds shared with the returned segmenter.
         backend_options: extra options for the backend (cache dir, calibration data, ...).
         **kwargs: family builder options (e.g. ``allow_random_fcn``).
@@ -103,8 +104,8 @@ def load_model(
     precision = str(precision).lower()
     if precision not in PRECISIONS:
         raise ModelLoadError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "int8" and backend != "tensorrt":
-        raise ModelLoadError("precision int8 needs backend tensorrt")
+    if precision == "int8" and backend == "torch":
+        raise ModelLoadError("precision int8 needs backend onnxruntime (CPU) or tensorrt (GPU)")
     weights = check_model_file(weights, "weights")
     if weights is not None:
         _check_family(family, weights)
@@ -132,7 +133,7 @@ def load_model(
     from instaseg_ros.runtime import wrap_segmenter
 
     opts = dict(backend_options or {})
-    if backend == "tensorrt":
+    if backend in ("tensorrt", "onnxruntime") and precision != "fp32":
         opts.setdefault("precision", precision)
     try:
         return wrap_segmenter(seg, backend, **opts)

@@ -135,7 +135,11 @@ class OnnxRuntimeBackend(GraphBackend):
         providers: "auto", or execution providers (see :func:`resolve_providers`).
         threads: intra-op threads for the CPU provider (default: :func:`default_threads`).
         optimization: graph optimisation level: "disable" | "basic" | "extended" | "all".
-        precision: "fp32" (the exported graphs are fp32); "fp16" only with the TensorRT provider.
+        precision: "fp32" (the exported graphs); "int8": the graphs statically quantised for the CPU
+            provider (:mod:`instaseg_ros.runtime.quantize`, needs ``calib``); "fp16" only with the
+            TensorRT provider.
+        calib: INT8 calibration images (a folder or a COCO JSON), as for TensorRT INT8.
+        int8_keep_fp32: node-name fragments of layers kept in FP32 in the INT8 graph.
         cache_dir: where exports (and TensorRT-EP engines) are cached.
         opset, dynamic_batch: settings of the automatic export.
     """
@@ -154,6 +158,8 @@ class OnnxRuntimeBackend(GraphBackend):
         cache_dir: str | Path | None = None,
         opset: int = DEFAULT_OPSET,
         dynamic_batch: bool = True,
+        calib: str | Path | None = None,
+        int8_keep_fp32: tuple[str, ...] | None = None,
     ) -> None:
         ort = import_onnxruntime()
         if optimization not in OPTIMIZATION_LEVELS:
@@ -163,8 +169,12 @@ class OnnxRuntimeBackend(GraphBackend):
         seg_device = str(device or getattr(segmenter, "device", "cpu"))
         names = resolve_providers(providers, ort.get_available_providers(), seg_device)
         precision = precision or "fp32"
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"backend 'onnxruntime': precision must be 'fp32' or 'fp16', got {precision!r}")
+        if precision not in ("fp32", "fp16", "int8"):
+            raise ValueError(f"backend onnxruntime: precision must be fp32, fp16 or int8, not {precision!r}")
+        if precision == "int8" and calib is None:
+            raise ValueError(
+                "backend onnxruntime: precision int8 needs calibration images (calib: a folder or COCO JSON)"
+            )
         if precision == "fp16" and names[0] != "TensorrtExecutionProvider":
             raise ValueError(
                 "backend 'onnxruntime': fp16 needs the TensorRT execution provider (providers='tensorrt'); "
@@ -209,6 +219,11 @@ class OnnxRuntimeBackend(GraphBackend):
 
         nets = exported_networks(segmenter, onnx, cache_dir, opset, dynamic_batch)
         self.files, self.specs, self.metadata = nets.files, nets.specs, nets.metadata
+        if precision == "int8":
+            from instaseg_ros.runtime.quantize import DEFAULT_KEEP_FP32, quantize_int8
+
+            keep = DEFAULT_KEEP_FP32 if int8_keep_fp32 is None else tuple(int8_keep_fp32)
+            self.files = {n: quantize_int8(segmenter, f, calib, keep) for n, f in self.files.items()}
         self.sessions = {
             name: _Session(ort, path, self.specs[name], opts, provider_list)
             for name, path in self.files.items()

@@ -79,7 +79,7 @@ def test_unsafe_pickle_is_refused_and_does_not_run(tmp_path):
 def test_bad_settings_are_named():
     with pytest.raises(ModelLoadError, match="unknown backend 'tensorflow'"):
         load_model("yolact", str(SHIPPED), backend="tensorflow")
-    with pytest.raises(ModelLoadError, match="int8 needs backend tensorrt"):
+    with pytest.raises(ModelLoadError, match="int8 needs backend onnxruntime \\(CPU\\) or tensorrt"):
         load_model("yolact", str(SHIPPED), precision="int8")
     with pytest.raises(ModelLoadError, match="unknown model family 'yolo9'"):
         load_model("yolo9", str(SHIPPED))
