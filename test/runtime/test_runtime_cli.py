@@ -25,7 +25,7 @@ from instaseg_ros.runtime import create_backend
 from instaseg_ros.runtime.onnx_export import read_metadata
 from instaseg_ros.runtime.tensorrt import tensorrt_problems
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 YOLO_TINY = str(ROOT / "config" / "models" / "yolo_fcn_tiny_random.yaml")
 
 

@@ -27,7 +27,7 @@ from instaseg_ros.runtime.onnx_export import (
 )
 from instaseg_ros.runtime.parity import compare_instances, mask_iou, raw_differences
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 YOLACT_CFG = dict(backbone="resnet18", num_classes=5, input_size=128)
 YOLO_CFG = str(ROOT / "config" / "models" / "yolo_fcn_tiny_random.yaml")
 CASES = {

@@ -214,7 +214,7 @@ def test_calibration_batches_use_the_segmenter_preprocessing(image_folder):
 RAW_TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2, "int8": 0.15}
 #: per matched detection: (score difference, box difference px, smallest mask IoU)
 DETECTION_TOLERANCE = {"fp32": (1e-3, 0.5, 0.98), "fp16": (5e-3, 1.0, 0.9), "int8": (0.1, 8.0, 0.7)}
-SHIPPED_YOLACT = Path(__file__).resolve().parents[1] / "models" / "yolact_se_r18_indoor.pth"
+SHIPPED_YOLACT = Path(__file__).resolve().parents[2] / "models" / "yolact_se_r18_indoor.pth"
 
 
 @pytest.mark.gpu
