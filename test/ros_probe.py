@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,30 @@ class NodeProcess:
                 self.proc.wait(5)
         self._log.close()
         return self.proc.returncode
+
+
+@contextmanager
+def active_node(ros_args: list[str], log_path: Path, timeout: float = 90.0) -> Iterator[NodeProcess]:
+    """A node process that became active; on exit it is stopped with SIGINT and must exit 0."""
+    proc = NodeProcess(ros_args, log_path)
+    try:
+        assert proc.wait_log("active:", timeout), f"node did not become active:\n{proc.log()}"
+        yield proc
+    finally:
+        rc = proc.stop()
+        print(proc.log()[-3000:])
+        assert rc == 0, f"node exited with {rc}"
+
+
+@contextmanager
+def connected_probe(node_fqn: str, image_topic: str) -> Iterator[Probe]:
+    """A :class:`Probe` that has discovered the node's input and outputs."""
+    p = Probe(node_fqn, image_topic)
+    try:
+        assert p.wait_connected(), "probe and node did not discover each other"
+        yield p
+    finally:
+        p.close()
 
 
 class Probe:

@@ -21,6 +21,8 @@ from ros_probe import (  # noqa: E402
     ROOT,
     NodeProcess,
     Probe,
+    active_node,
+    connected_probe,
     ensure_ros_env,
     make_tiny_yolact,
     random_image,
@@ -43,7 +45,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node(checkpoint, tmp_path_factory):
-    proc = NodeProcess(
+    with active_node(
         [
             "--params-file", str(ROOT / "config" / "yolact.yaml"),
             "-r", f"__ns:={NS}",
@@ -53,22 +55,14 @@ def node(checkpoint, tmp_path_factory):
             "-p", "top_k:=12",
         ],
         tmp_path_factory.mktemp("log") / "node.log",
-    )  # fmt: skip
-    try:
-        assert proc.wait_log("active:", timeout=90), f"node did not become active:\n{proc.log()}"
+    ) as proc:  # fmt: skip
         yield proc
-    finally:
-        rc = proc.stop()
-        print(proc.log()[-3000:])
-        assert rc == 0, f"node exited with {rc}"
 
 
 @pytest.fixture(scope="module")
 def probe(node):
-    p = Probe(FQN, IMAGE_TOPIC)
-    assert p.wait_connected(), "probe and node did not discover each other"
-    yield p
-    p.close()
+    with connected_probe(FQN, IMAGE_TOPIC) as p:
+        yield p
 
 
 def latched_label_info(probe):

@@ -577,7 +577,13 @@ class InstasegNode(LifecycleNode):
         self._check_duplicate_name()
 
     def _check_input_silence(self, now: float) -> None:
-        publishers = self.count_publishers(self._input_topic)
+        sub = self._sub
+        # matched publishers (QoS-compatible) where rclpy can tell (Iron and later), else all of them
+        publishers = (
+            sub.get_publisher_count()
+            if hasattr(sub, "get_publisher_count")
+            else self.count_publishers(self._input_topic)
+        )
         if publishers == 0:
             self._matched_since = None
             return

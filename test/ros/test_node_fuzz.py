@@ -33,7 +33,7 @@ pytest.importorskip("rclpy", reason="rclpy not importable: source env.sh")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs not built: run make setup and source env.sh")
 
 from hostile_inputs import jpeg, png, png_chunk  # noqa: E402
-from ros_probe import NodeProcess, Probe, ensure_ros_env, make_tiny_yolact, random_image, rss_mb  # noqa: E402
+from ros_probe import active_node, connected_probe, ensure_ros_env, make_tiny_yolact, random_image, rss_mb  # noqa: E402
 
 from instaseg_ros.ros import conversions as conv  # noqa: E402
 
@@ -50,26 +50,18 @@ SEED = 23
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     ckpt = make_tiny_yolact(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
-    proc = NodeProcess(
+    with active_node(
         ["-r", f"__ns:={NS}", "-r", f"image:={TOPIC}", "-p", f"model.weights:={ckpt}",
          "-p", "score_threshold:=0.05", "-p", "top_k:=5"],
         tmp_path_factory.mktemp("log") / "node.log",
-    )  # fmt: skip
-    try:
-        assert proc.wait_log("active:", timeout=90), f"node did not become active:\n{proc.log()}"
+    ) as proc:  # fmt: skip
         yield proc
-    finally:
-        rc = proc.stop()
-        print(proc.log()[-3000:])
-        assert rc == 0, f"node exited with {rc}"
 
 
 @pytest.fixture(scope="module")
 def probe(node):
-    p = Probe(FQN, TOPIC)
-    assert p.wait_connected(), "probe and node did not discover each other"
-    yield p
-    p.close()
+    with connected_probe(FQN, TOPIC) as p:
+        yield p
 
 
 class RssSampler:

@@ -24,6 +24,8 @@ from ros_probe import (  # noqa: E402
     ROOT,
     NodeProcess,
     Probe,
+    active_node,
+    connected_probe,
     ensure_ros_env,
     make_tiny_yolact,
     random_image,
@@ -47,26 +49,18 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node(checkpoint, tmp_path_factory):
-    proc = NodeProcess(
+    with active_node(
         ["-r", f"__ns:={NS}", "-r", f"image:={TOPIC}", "-p", f"model.weights:={checkpoint}",
          "-p", "score_threshold:=0.05", "-p", "top_k:=5", "-p", "qos_reliability:=reliable"],
         tmp_path_factory.mktemp("log") / "node.log",
-    )  # fmt: skip
-    try:
-        assert proc.wait_log("active:", timeout=90), f"node did not become active:\n{proc.log()}"
+    ) as proc:  # fmt: skip
         yield proc
-    finally:
-        rc = proc.stop()
-        print(proc.log()[-3000:])
-        assert rc == 0, f"node exited with {rc}"
 
 
 @pytest.fixture(scope="module")
 def probe(node):
-    p = Probe(FQN, TOPIC)
-    assert p.wait_connected(), "probe and node did not discover each other"
-    yield p
-    p.close()
+    with connected_probe(FQN, TOPIC) as p:
+        yield p
 
 
 def answered(probe, pixels=None, compressed=None, timeout=30.0) -> bool:
