@@ -146,3 +146,27 @@ def test_node_pid_finds_the_node_under_a_launcher(tmp_path):
         subprocess.run(["kill", str(child)], check=False)
         p.kill()
         p.wait(timeout=10)
+
+
+def test_node_arguments_carry_the_model_spec():
+    """The live node gets the evaluated backend/device/precision and absolute model paths
+    (package:// resolved), since it runs as another process."""
+    from instaseg_ros.evaluation.live import node_arguments
+
+    spec = ModelSpec(
+        "yolact",
+        weights="package://instaseg_ros/models/yolact_se_r18_indoor.pth",
+        device="cpu",
+        precision="fp32",
+        params=InferenceParams(score_threshold=0.2, class_filter=["chair"]),
+        backend="onnxruntime",
+    )
+    args = node_arguments(BagEvalConfig(bag="b", gt="g", model=spec, node_params={"top_k": 7}), "/ns")
+    params = dict(args[i + 1].split(":=", 1) for i in range(len(args) - 1) if args[i] == "-p")
+    assert json.loads(params["backend"]) == "onnxruntime" and json.loads(params["device"]) == "cpu"
+    weights = json.loads(params["model.weights"])
+    assert os.path.isabs(weights) and weights.endswith("models/yolact_se_r18_indoor.pth")
+    assert os.path.isfile(weights)
+    assert json.loads(params["score_threshold"]) == 0.2 and json.loads(params["class_filter"]) == ["chair"]
+    assert json.loads(params["top_k"]) == 7  # node_params override the spec's
+    assert args[:5] == ["--ros-args", "-r", "__ns:=/ns", "-r", "__node:=instaseg_node"]

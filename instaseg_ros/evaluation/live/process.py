@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from instaseg_ros.core.resources import resolve_path
 from instaseg_ros.evaluation.records import BagEvalConfig, EvalError
 
 NODE_NAME = "instaseg_node"
@@ -35,10 +36,10 @@ def node_arguments(cfg: BagEvalConfig, namespace: str) -> list[str]:
         "debug_image": False,
         "diagnostics_period": 0.5,
     }
-    if m.weights:
-        params["model.weights"] = str(Path(m.weights).resolve())
+    if m.weights:  # absolute (package:// resolved): the node runs in another working directory
+        params["model.weights"] = str(Path(resolve_path(m.weights)).resolve())
     if m.config:
-        params["model.config"] = str(Path(m.config).resolve())
+        params["model.config"] = str(Path(resolve_path(m.config)).resolve())
     if p.class_filter:
         params["class_filter"] = list(p.class_filter)
     params.update(cfg.node_params)
