@@ -17,26 +17,26 @@ counted as ``rejected``; no exception from any callback ends the process (it is 
 traceback, counted as ``errors`` and turns diagnostics ERROR); a worker thread that dies is reported
 and replaced; SIGINT/SIGTERM end the process with status 0 in any state.
 
-Torch and the models are imported in ``on_configure`` only.
+Torch and the models are imported in ``on_configure`` only. Beside this module: the parameter table
+(``params``), conversions, the scheduler, diagnostics, the health checks and the process runner. The
+module is over 500 lines because it holds every ROS callback of one node (lifecycle, parameters, frames,
+watchdog, diagnostics); the per-frame path ``_process`` is decode -> ``_segment`` -> publish, one call
+per step, where tracking and 3D add one call each.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
-import os
 import re
-import signal
 import sys
 import time
 import traceback
 from typing import Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -46,6 +46,7 @@ from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 from instaseg_ros.core.stamps import stamp_ns
 from instaseg_ros.ros import conversions as conv
 from instaseg_ros.ros.diagnostics import node_status
+from instaseg_ros.ros.health import InputSilence, duplicate_name_warning
 from instaseg_ros.ros.params import (
     INACTIVE,
     INFER_KEYS,
@@ -58,12 +59,12 @@ from instaseg_ros.ros.params import (
     coerce,
     descriptor,
 )
+from instaseg_ros.ros.runner import run, spin_guarded
 from instaseg_ros.ros.scheduler import FrameStats, LatestFrameWorker
 
+__all__ = ["NODE_NAME", "InstasegNode", "main", "spin_guarded"]
+
 NODE_NAME = "instaseg_node"
-NO_DATA_WARN_S = 5.0
-"""Warn when a matched input publisher has delivered nothing for this many seconds while active."""
-DDS_PROFILE = "config/fastdds_large_images.xml"
 
 
 def _config_with_input_size(config: str, input_size: int) -> str | dict | None:
@@ -81,15 +82,6 @@ def _config_with_input_size(config: str, input_size: int) -> str | dict | None:
     target = data["model"] if isinstance(data.get("model"), dict) else data
     target["input_size"] = int(input_size)
     return data
-
-
-def _profile_path() -> str:
-    try:
-        from instaseg_ros.core.resources import package_file
-
-        return str(package_file(DDS_PROFILE))
-    except FileNotFoundError:
-        return f"share/instaseg_ros/{DDS_PROFILE}"
 
 
 class InstasegNode(LifecycleNode):
@@ -110,9 +102,8 @@ class InstasegNode(LifecycleNode):
         self._input_topic = ""
         self._draw = None
         self._last_logged: dict[str, float] = {}
-        self._active_since = 0.0
         self._last_received = 0.0
-        self._matched_since: float | None = None
+        self._silence: InputSilence | None = None
         self._declare_all()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(
@@ -411,7 +402,7 @@ class InstasegNode(LifecycleNode):
             self._stop_input()
             return TransitionCallbackReturn.FAILURE
         self._state = "active"
-        self._active_since, self._matched_since = time.monotonic(), None
+        self._silence = InputSilence(self._input_topic, time.monotonic())
         if compressed and not conv.strict_jpeg_available():
             self.get_logger().warning(
                 "simplejpeg is not installed: a truncated JPEG closed with an end marker decodes to grey "
@@ -572,46 +563,24 @@ class InstasegNode(LifecycleNode):
             self.report_exception("worker thread", exc)
             self.get_logger().error("the worker thread died; starting a new one")
             self._start_worker()
-        if self._state == "active" and self._sub is not None:
-            self._check_input_silence(now)
-        self._check_duplicate_name()
-
-    def _check_input_silence(self, now: float) -> None:
-        sub = self._sub
-        # matched publishers (QoS-compatible) where rclpy can tell (Iron and later), else all of them
-        publishers = (
-            sub.get_publisher_count()
-            if hasattr(sub, "get_publisher_count")
-            else self.count_publishers(self._input_topic)
+        sub, silence = self._sub, self._silence
+        if self._state == "active" and sub is not None and silence is not None:
+            # matched (QoS-compatible) publishers where rclpy can tell (Iron and later), else all of them
+            if hasattr(sub, "get_publisher_count"):
+                publishers = sub.get_publisher_count()
+            else:
+                publishers = self.count_publishers(self._input_topic)
+            text = silence.check(now, publishers, self._last_received)
+            if text:
+                self._problems.append(text)
+                self._log_throttled(text, "no-data", period=30.0, level="warning")
+        text = duplicate_name_warning(
+            self.get_node_names_and_namespaces(),
+            self.get_name(),
+            self.get_namespace(),
+            self.get_fully_qualified_name(),
         )
-        if publishers == 0:
-            self._matched_since = None
-            return
-        if self._matched_since is None:
-            self._matched_since = now
-        silent = now - max(self._last_received, self._matched_since, self._active_since)
-        if silent < NO_DATA_WARN_S:
-            return
-        profile = os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE", "")
-        text = (
-            f"no image received on {self._input_topic} for {silent:.0f} s although {publishers} "
-            f"publisher(s) are matched. Likely cause: Fast DDS's default shared-memory segment (512 KiB) "
-            f"is smaller than one image, so large messages are lost between processes. Set "
-            f"FASTRTPS_DEFAULT_PROFILES_FILE={_profile_path()} in every process of the pipeline (camera "
-            f"driver included) or use qos_reliability:=reliable"
-            + (f" (this node uses {profile})" if profile else "")
-        )
-        self._problems.append(text)
-        self._log_throttled(text, "no-data", period=30.0, level="warning")
-
-    def _check_duplicate_name(self) -> None:
-        me = (self.get_name(), self.get_namespace())
-        count = sum(1 for entry in self.get_node_names_and_namespaces() if tuple(entry[:2]) == me)
-        if count > 1:
-            text = (
-                f"{count} nodes are named {self.get_fully_qualified_name()}: each publishes every output "
-                f"and services and parameters are ambiguous; give each node its own name or namespace"
-            )
+        if text:
             self._problems.append(text)
             self._log_throttled(text, "duplicate-name", period=30.0, level="warning")
 
@@ -668,77 +637,10 @@ def _install_change_state_guard() -> Any:
 _RCLPY_CHANGE_STATE = _install_change_state_guard()
 
 
-class _Interrupted(BaseException):
-    """Raised by the signal handler to abandon a blocking start-up step (loading a model)."""
-
-
-def spin_guarded(node: InstasegNode, executor, should_stop, context=None) -> None:
-    """Spin ``executor`` one callback at a time until ``should_stop()`` or shutdown; an exception that
-    escapes a callback (ours are guarded; rclpy's own handlers are not) is reported by ``node`` and
-    spinning goes on."""
-    while not should_stop() and rclpy.ok(context=context):
-        try:
-            executor.spin_once(timeout_sec=0.1)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            break
-        except Exception as exc:  # noqa: BLE001 - e.g. from rclpy's own service handlers
-            node.report_exception("executor", exc)
-
-
 def main(args: list[str] | None = None) -> int:
-    """Entry point of ``instaseg_node`` (``ros2 run instaseg_ros instaseg_node``).
-
-    Spins one callback at a time: an exception that escapes a callback (ours are guarded; rclpy's
-    own handlers are not) is reported and the node keeps spinning. SIGINT and SIGTERM stop the loop,
-    or abandon an autostart configure, and the process exits 0.
-    """
-    from rclpy.signals import SignalHandlerOptions
-
-    try:
-        rclpy.init(
-            args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
-        )
-    except Exception as e:  # noqa: BLE001 - e.g. an unparsable --ros-args rule: one line, no traceback
-        print(f"instaseg_node: cannot start: {e}", file=sys.stderr)
-        return 2
-    stop = {"requested": False, "interruptible": False}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop["requested"] = True
-        if stop["interruptible"]:
-            stop["interruptible"] = False
-            raise _Interrupted(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    node = executor = None
-    try:
-        node = InstasegNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.get_parameter("autostart").value and not stop["requested"]:
-            stop["interruptible"] = True
-            try:
-                if node.trigger_configure() == TransitionCallbackReturn.SUCCESS and not stop["requested"]:
-                    node.trigger_activate()
-                elif not stop["requested"]:
-                    node.get_logger().error("autostart: configure failed; the node stays unconfigured")
-            finally:
-                stop["interruptible"] = False
-        spin_guarded(node, executor, lambda: stop["requested"])
-    except (_Interrupted, KeyboardInterrupt):
-        if node is not None:
-            node.get_logger().info("interrupted during start-up: shutting down")
-    finally:
-        stop["interruptible"] = False
-        if node is not None:
-            node.destroy_node()
-        if executor is not None:
-            executor.shutdown()
-        if rclpy.ok():
-            rclpy.shutdown()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    return 0
+    """Entry point of ``instaseg_node`` (``ros2 run instaseg_ros instaseg_node``): see
+    :func:`instaseg_ros.ros.runner.run` (guarded spinning, autostart, exit 0 on SIGINT/SIGTERM)."""
+    return run(InstasegNode, args, NODE_NAME)
 
 
 if __name__ == "__main__":
