@@ -39,6 +39,7 @@ TASKS: dict[str, str] = {
     "solo": "instaseg_ros.training.tasks.solo:SoloTask",
     "maskrcnn": "instaseg_ros.training.tasks.maskrcnn:MaskRcnnTask",
     "yolo_detector": "instaseg_ros.training.tasks.yolo_detector:YoloDetectorTask",
+    "flownet": "instaseg_ros.training.tasks.flownet:FlowNetTask",
 }
 
 

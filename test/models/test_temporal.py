@@ -24,6 +24,7 @@ from instaseg_ros.models.yolact.temporal import (
     save_flow_net,
     transformed_levels,
     warp_features,
+    warp_prototypes,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,17 @@ def test_integer_flow_shifts_and_clamps_at_the_border():
     flow[:, 1] = -0.5  # half a pixel up: the mean of the two rows
     out = warp_features(feat, flow)
     assert torch.allclose(out[:, :, 1:], 0.5 * (feat[:, :, 1:] + feat[:, :, :-1]))
+
+
+def test_prototype_warp_upsamples_and_rescales_the_flow():
+    torch.manual_seed(2)
+    proto = torch.rand(1, 32, 32, 8)
+    assert torch.equal(warp_prototypes(proto, torch.zeros(1, 2, 8, 8)), proto)
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0] = 0.25  # a quarter P4 pixel = one prototype pixel (4x finer) to the right
+    out = warp_prototypes(proto, flow)
+    assert out.shape == proto.shape
+    assert torch.allclose(out[:, :, :-1], proto[:, :, 1:], atol=1e-6)
 
 
 def test_warp_rejects_mismatched_flow():
@@ -220,3 +232,63 @@ def test_shipped_flow_net_matches_the_shipped_model(shipped):
     fn, extra = load_flow_net(FLOWNET)
     assert fn.cfg.in_channels == shipped.cfg.fpn_channels
     assert "detector" in extra
+
+
+def test_reuse_prototypes_skips_the_proto_net_on_nonkey_frames(shipped, frames):
+    tm = build_temporal(shipped, policy=KeyframePolicyConfig(keyframe_interval=2), reuse_prototypes=True)
+    calls = []
+    hook = shipped._net.proto_net.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        kinds = [tm.segment_frame(f.image, stamp=i / 30).key for i, f in enumerate(frames[:4])]
+    finally:
+        hook.remove()
+    assert kinds == [True, False, True, False] and len(calls) == 2
+    tm.configure(KeyframePolicyConfig(keyframe_interval=2), reuse_prototypes=False)
+    assert tm.segment_frame(frames[0].image, stamp=1.0).reason == "reconfigure"
+
+
+# ------------------------------------------------------------------------------ training task
+def _flow_config(out: Path, **model: object) -> dict:
+    return {
+        "task": "flownet", "seed": 0, "out_dir": str(out),
+        "model": {"detector": str(SHIPPED), "reduce_channels": 8, "encode_channels": 8,
+                  "sequence_length": [6, 8], "max_gap": 3, "val_sequence_length": 4,
+                  "val_keyframe_interval": 2, **model},
+        "data": {"train": {"kind": "synthetic", "num_images": 8, "seed": 5, "width": 160, "height": 120},
+                 "val": {"kind": "synthetic", "num_images": 1, "seed": 6, "width": 160, "height": 120},
+                 "batch_size": 2},
+        "optim": {"lr": 0.01, "warmup_iters": 0, "max_iters": 3},
+        "train": {"val_interval": 3, "checkpoint_interval": 3, "num_threads": 1, "score_threshold": 0.05},
+    }  # fmt: skip
+
+
+def test_flownet_task_trains_and_writes_a_loadable_checkpoint(tmp_path):
+    from instaseg_ros.training.config import config_from_dict
+    from instaseg_ros.training.tasks import build_task
+    from instaseg_ros.training.trainer import Trainer
+
+    cfg = config_from_dict(_flow_config(tmp_path / "run"))
+    task = build_task(cfg)
+    assert not any(p.requires_grad for p in task.module.detector.parameters())
+    before = {k: v.clone() for k, v in task.module.flow_net.state_dict().items()}
+    det_before = {k: v.clone() for k, v in task.module.detector.state_dict().items()}
+    Trainer(cfg, task, cfg.out_dir, progress=False).run()
+    fn, extra = load_flow_net(tmp_path / "run" / "best.pth")
+    assert fn.cfg == FlowNetConfig(64, 8, 8)
+    assert extra["detector"]["file"] == SHIPPED.name and len(extra["detector"]["sha256"]) == 64
+    assert any(not torch.equal(v, before[k]) for k, v in task.module.flow_net.state_dict().items())
+    for k, v in task.module.detector.state_dict().items():  # frozen: BatchNorm statistics included
+        assert torch.equal(v, det_before[k]), k
+    assert "every_frame" in extra["training"]["metrics"]
+
+
+def test_flownet_task_config_errors(tmp_path):
+    from instaseg_ros.training.config import ConfigError, config_from_dict
+    from instaseg_ros.training.tasks import build_task
+
+    with pytest.raises(ConfigError, match="model: unknown keys"):
+        build_task(config_from_dict(_flow_config(tmp_path, flow=1)))
+    with pytest.raises(ConfigError, match="sequence_length"):
+        build_task(config_from_dict(_flow_config(tmp_path, sequence_length=[5])))
+    with pytest.raises(ConfigError, match="model.detector"):
+        build_task(config_from_dict(_flow_config(tmp_path, detector=str(tmp_path / "none.pth"))))

@@ -278,9 +278,13 @@ class YolactSE(nn.Module):
             out.append(h)
         return out
 
-    def heads(self, p: list[torch.Tensor]) -> dict[str, Any]:
-        """FPN levels [P3..P7] -> the raw output dict (prototypes on P3, the shared head on every level)."""
-        proto = F.relu(self.proto_net(p[0])).permute(0, 2, 3, 1).contiguous()
+    def heads(self, p: list[torch.Tensor], proto: torch.Tensor | None = None) -> dict[str, Any]:
+        """FPN levels [P3..P7] -> the raw output dict (prototypes on P3, the shared head on every level).
+
+        ``proto`` [B, h, w, K]: prototypes computed elsewhere (temporal reuse); the proto net is skipped.
+        """
+        if proto is None:
+            proto = F.relu(self.proto_net(p[0])).permute(0, 2, 3, 1).contiguous()
         head = self.prediction_layers[0]
         locs, confs, coeffs = [], [], []
         for f in p:

@@ -189,11 +189,13 @@ class KeyState:
         merged: phase-1 FPN features of the warped levels [P4', P5'], [1, C, hi, wi].
         lateral: C3's lateral [1, C, h3, w3].
         reduced: ``flow_net.reduce(lateral)`` (computed once per key frame).
+        proto: the key frame's prototypes [1, h, w, K] (for ``reuse_prototypes``).
     """
 
     merged: list[torch.Tensor]
     lateral: torch.Tensor
     reduced: torch.Tensor | None = None
+    proto: torch.Tensor | None = None
 
 
 def key_pass(net: nn.Module, x: torch.Tensor, feats: list[torch.Tensor] | None = None
@@ -210,7 +212,8 @@ def key_pass(net: nn.Module, x: torch.Tensor, feats: list[torch.Tensor] | None =
     feats = net.backbone_resume(feats) if feats else net.backbone_features(x)
     merged, laterals = net.fpn.lateral_phase([feats[i] for i in net.selected_layers])
     p = net.fpn.output_phase(merged)
-    return net.heads(p), KeyState(merged=merged[1:], lateral=laterals[0]), p
+    raw = net.heads(p)
+    return raw, KeyState(merged=merged[1:], lateral=laterals[0], proto=raw["proto"]), p
 
 
 def partial_pass(net: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -230,6 +233,22 @@ def transformed_levels(
     warped = [warp_features(f, fl) * s + b for f, (fl, s, b) in zip(key.merged, flows)]
     p3 = lateral + F.interpolate(warped[0], size=lateral.shape[-2:], mode="bilinear", align_corners=False)
     return [p3, *warped]
+
+
+def warp_prototypes(proto: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Key-frame prototypes moved by a coarser flow (beyond YolactEdge, see ``reuse_prototypes``).
+
+    Args:
+        proto: [B, h, w, K] prototypes (the raw ``proto`` output).
+        flow: [B, 2, hf, wf] flow in pixels of its own level (P4).
+    Returns:
+        [B, h, w, K]: ``proto`` warped by the flow upsampled (bilinear) and rescaled to prototype pixels.
+    """
+    b, h, w, _ = proto.shape
+    hf, wf = flow.shape[-2:]
+    up = F.interpolate(flow.to(proto.dtype), size=(h, w), mode="bilinear", align_corners=False)
+    up = up * up.new_tensor([w / wf, h / hf]).view(1, 2, 1, 1)
+    return warp_features(proto.permute(0, 3, 1, 2), up).permute(0, 2, 3, 1).contiguous()
 
 
 def relative_change(cur: torch.Tensor, ref: torch.Tensor) -> float:
@@ -391,10 +410,14 @@ class TemporalYolact:
         segmenter: the YOLACT segmenter (its network, pre- and post-processing are used as they are).
         flow_net: a :class:`FeatFlowNet` whose ``in_channels`` is the detector's FPN width.
         policy: key-frame policy settings.
+        reuse_prototypes: beyond YolactEdge: non-key frames also skip the prototype network and
+            warp the key frame's prototypes with the (upsampled) P4 flow. The prototype net is the
+            largest dense cost after the backbone at 550 px; reusing it trades mask accuracy for
+            speed (see the README's measurements).
     """
 
-    def __init__(self, segmenter: Any, flow_net: FeatFlowNet,
-                 policy: KeyframePolicyConfig | None = None) -> None:  # fmt: skip
+    def __init__(self, segmenter: Any, flow_net: FeatFlowNet, policy: KeyframePolicyConfig | None = None,
+                 reuse_prototypes: bool = False) -> None:  # fmt: skip
         if segmenter.family != "yolact" or not hasattr(segmenter, "sync_weights"):
             raise ValueError(
                 f"temporal reuse needs the torch YOLACT segmenter, got {type(segmenter).__name__}"
@@ -407,12 +430,16 @@ class TemporalYolact:
         self.seg = segmenter
         self.flow_net = flow_net.to(segmenter.device, segmenter.dtype).eval()
         self.policy = KeyframePolicy(policy)
+        self.reuse_prototypes = bool(reuse_prototypes)
         self.stats = TemporalStats()
         self._key: KeyState | None = None
 
-    def configure(self, policy: KeyframePolicyConfig) -> None:
+    def configure(self, policy: KeyframePolicyConfig, reuse_prototypes: bool | None = None) -> None:
         """New policy settings; the stream restarts with a key frame."""
         self.policy = KeyframePolicy(policy)
+        self.policy.reset("reconfigure")
+        if reuse_prototypes is not None:
+            self.reuse_prototypes = bool(reuse_prototypes)
         self._key = None
 
     def reset(self, reason: str = "reset") -> None:
@@ -461,7 +488,11 @@ class TemporalYolact:
                     flow = flow_magnitude(flows[0][0], 16)
                     reason = self.policy.check_flow(flow)
                     if reason is None:
-                        raw = net.heads(net.fpn.output_phase(transformed_levels(lateral, key, flows)))
+                        proto = None
+                        if self.reuse_prototypes and key.proto is not None:
+                            proto = warp_prototypes(key.proto, flows[0][0])
+                        levels = net.fpn.output_phase(transformed_levels(lateral, key, flows))
+                        raw = net.heads(levels, proto=proto)
             if raw is None:
                 raw, self._key, _ = key_pass(net, x, feats)
             out = seg.postprocess(raw, metas, p)[0]
@@ -511,7 +542,7 @@ def load_flow_net(path: str | Path) -> tuple[FeatFlowNet, dict[str, Any]]:
 
 def build_temporal(
     segmenter: Any, flow_weights: str | Path | None = None, policy: KeyframePolicyConfig | None = None,
-    flow_config: FlowNetConfig | None = None,
+    flow_config: FlowNetConfig | None = None, reuse_prototypes: bool = False,
 ) -> TemporalYolact:
     """A :class:`TemporalYolact` with the flow net of ``flow_weights``; without a file, a new flow net
     of ``flow_config`` (default: YolactEdge's widths for the detector's FPN) at its identity
@@ -521,5 +552,5 @@ def build_temporal(
     else:
         c = segmenter.cfg.fpn_channels
         fn = FeatFlowNet(flow_config or FlowNetConfig(c, max(16, c // 4), max(16, c // 4)))
-    return TemporalYolact(segmenter, fn, policy)
+    return TemporalYolact(segmenter, fn, policy, reuse_prototypes)
 
