@@ -48,6 +48,8 @@ class YolactLossConfig:
     semantic_weight: float = 1.0
     masks_to_train: int = 100
     variances: tuple[float, float] = (0.1, 0.2)
+    maskiou_weight: float = 25.0  # YOLACT++ mask-IoU loss (the authors' maskiou_alpha)
+    discard_mask_area: int = 25  # ground-truth masks of at most this many prototype pixels train no IoU
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.neg_iou <= self.pos_iou <= 1.0:
@@ -276,8 +278,9 @@ def yolact_loss(
     cfg: YolactLossConfig | None = None,
     encode: Callable[[Tensor, Tensor, tuple[float, float]], Tensor] = encode_boxes,
     generator: torch.Generator | None = None,
+    maskiou_net: torch.nn.Module | None = None,
 ) -> dict[str, Tensor]:
-    """The YOLACT multibox loss.
+    """The YOLACT multibox loss (+ YOLACT++'s mask-IoU loss when ``maskiou_net`` is given).
 
     Args:
         pred: model outputs ``loc [B, P, 4]``, ``conf [B, P, C+1]``, ``mask [B, P, K]``,
@@ -288,9 +291,13 @@ def yolact_loss(
             ``iscrowd [N]``.
         generator: RNG for choosing which positives train masks when there are more than
             ``masks_to_train``.
+        maskiou_net: YOLACT++'s FastMaskIoUNet; it learns the IoU of each positive's cropped predicted
+            mask (binarised at 0.5) with its ground truth, smooth-L1 summed and divided by the positives
+            (the authors' loss; masks of at most ``discard_mask_area`` prototype pixels are left out).
 
     Returns:
-        dict with weighted ``conf``, ``box``, ``mask``, ``semantic`` (0 when absent) and ``total``.
+        dict with weighted ``conf``, ``box``, ``mask``, ``semantic``, ``maskiou`` (0 when absent) and
+        ``total``.
     """
     cfg = cfg or YolactLossConfig()
     loc, conf, coef, priors, proto = pred["loc"], pred["conf"], pred["mask"], pred["priors"], pred["proto"]
@@ -311,6 +318,7 @@ def yolact_loss(
     h, w = proto.shape[1:3]
     l_mask = proto.new_zeros((), dtype=torch.float32)
     n_mask = 0
+    iou_inputs: list[tuple[Tensor, Tensor, Tensor]] = []
     for i, (t, m) in enumerate(zip(targets, matches)):
         pidx = torch.nonzero(m.conf_t > 0).flatten()
         if len(pidx) == 0:
@@ -326,6 +334,9 @@ def yolact_loss(
         small = (small > 0.5).float()
         l_mask = l_mask + mask_loss(proto[i], coef[i, pidx], small[gidx], gboxes[gidx])
         n_mask += len(pidx)
+        if maskiou_net is not None:
+            iou_inputs.append(_maskiou_sample(proto[i], coef[i, pidx], small[gidx], gboxes[gidx],
+                                              t["labels"][keep][gidx], cfg.discard_mask_area))  # fmt: skip
 
     denom = max(num_pos, 1)
     out = {
@@ -338,8 +349,32 @@ def yolact_loss(
         out["semantic"] = cfg.semantic_weight * semantic_loss(segm, targets)
     else:
         out["semantic"] = loc.new_zeros((), dtype=torch.float32)
-    out["total"] = out["conf"] + out["box"] + out["mask"] + out["semantic"]
+    out["maskiou"] = loc.new_zeros((), dtype=torch.float32)
+    if maskiou_net is not None and iou_inputs:
+        masks, iou_t, labels = (torch.cat(parts) for parts in zip(*iou_inputs))
+        if len(masks):
+            iou_p = maskiou_net(masks[:, None]).gather(1, labels[:, None]).squeeze(1)
+            l_iou = F.smooth_l1_loss(iou_p.float(), iou_t, reduction="sum")
+            out["maskiou"] = cfg.maskiou_weight * l_iou / denom
+    out["total"] = out["conf"] + out["box"] + out["mask"] + out["semantic"] + out["maskiou"]
     return out
+
+
+def _maskiou_sample(
+    proto: Tensor, coef: Tensor, gt_small: Tensor, gt_boxes: Tensor, labels: Tensor, discard_area: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(cropped predicted masks [n, h, w] (the IoU head's input), IoU targets [n], labels [n]) of one
+    image's positives whose ground truth is larger than ``discard_area`` prototype pixels."""
+    h, w, _ = proto.shape
+    pred = torch.sigmoid((proto.float() @ coef.float().t()).permute(2, 0, 1)) * box_crop_mask(gt_boxes, h, w)
+    keep = gt_small.sum(dim=(1, 2)) > discard_area
+    pred, gt = pred[keep], gt_small[keep]
+    with torch.no_grad():
+        binary = (pred > 0.5).float()
+        inter = (binary * gt).sum(dim=(1, 2))
+        union = binary.sum(dim=(1, 2)) + gt.sum(dim=(1, 2)) - inter
+        iou_t = inter / union.clamp(min=1.0)
+    return pred, iou_t, labels[keep].long()
 
 
 # ----------------------------------------------------------------------------- FCN

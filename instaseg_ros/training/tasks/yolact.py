@@ -37,6 +37,7 @@ CLASS_DEPENDENT_PREFIXES = ("prediction_layers.0.conf_layer.", "semantic_seg_con
 ARCH_KEYS = (
     "backbone", "num_prototypes", "fpn_channels", "fpn_num_downsample", "anchor_scales",
     "anchor_aspect_ratios", "square_anchors", "mean", "std", "input_size", "attention_reduction",
+    "dcn_layers", "dcn_interval", "mask_rescoring", "maskiou_channels",  # YOLACT++ files keep their design
 )
 
 
@@ -198,7 +199,9 @@ class YolactTask(BaseTask):
             log.warning("every prototype is zero on this batch (dead ReLU prototypes): the mask loss "
                         "has no gradient; lower the learning rate of proto_net (optim.lr_mult) or set "
                         "init.proto_bias")
-        terms = yolact_loss(out, targets, self.loss_cfg, generator=self._gen)
+        net = getattr(module, "module", module)  # DDP wraps the model
+        maskiou = getattr(net, "maskiou_net", None)
+        terms = yolact_loss(out, targets, self.loss_cfg, generator=self._gen, maskiou_net=maskiou)
         if self.ctx_cfg.weight > 0:
             emb = out["embed"].float()
             size = tuple(emb.shape[-2:])
