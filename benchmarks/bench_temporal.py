@@ -5,7 +5,9 @@ hits them alike:
 
 * ``every``: every frame a key frame (the plain model; key frames are bit-identical to it),
 * ``interval5``: a key frame every 5 frames (YolactEdge),
-* ``interval5_proto``: the same, and non-key frames also warp the key frame's prototypes instead of
+* ``interval5_copy``: the same with an untrained (identity) flow net: non-key frames copy the key
+  frame's P4/P5 (what the trained flow net has to beat),
+* ``interval5_proto``: ``interval5``, and non-key frames also warp the key frame's prototypes instead of
   running the prototype net (beyond YolactEdge; ``TemporalYolact(reuse_prototypes=True)``),
 * ``adaptive``: a key frame when the C3 laterals change or the predicted flow grows past the
   thresholds, at the latest every ``--max-interval`` frames.
@@ -68,12 +70,13 @@ def _policies(args: argparse.Namespace) -> dict[str, Any]:
     from instaseg_ros.models.yolact.temporal import KeyframePolicyConfig
 
     return {
-        "every": (KeyframePolicyConfig(keyframe_interval=1), False),
-        "interval5": (KeyframePolicyConfig(keyframe_interval=5), False),
-        "interval5_proto": (KeyframePolicyConfig(keyframe_interval=5), True),
+        "every": (KeyframePolicyConfig(keyframe_interval=1), False, False),
+        "interval5": (KeyframePolicyConfig(keyframe_interval=5), False, False),
+        "interval5_copy": (KeyframePolicyConfig(keyframe_interval=5), False, True),
+        "interval5_proto": (KeyframePolicyConfig(keyframe_interval=5), True, False),
         "adaptive": (KeyframePolicyConfig(mode="adaptive", max_interval=args.max_interval,
                                           change_threshold=args.change_threshold,
-                                          flow_threshold=args.flow_threshold), False),
+                                          flow_threshold=args.flow_threshold), False, False),
     }  # fmt: skip
 
 
@@ -97,10 +100,11 @@ def run_stream(seg: Any, flow_net: Any, policies: dict[str, Any], sequences: lis
 
     from instaseg_ros.data.synthetic import scenes_to_coco
     from instaseg_ros.evaluation.coco_eval import evaluate_coco, instances_to_coco
-    from instaseg_ros.models.yolact.temporal import TemporalYolact
+    from instaseg_ros.models.yolact.temporal import FeatFlowNet, TemporalYolact
 
-    runners = {name: TemporalYolact(seg, copy.deepcopy(flow_net), pol, reuse)
-               for name, (pol, reuse) in policies.items()}  # fmt: skip
+    runners = {name: TemporalYolact(seg, FeatFlowNet(flow_net.cfg) if identity else copy.deepcopy(flow_net),
+                                    pol, reuse)
+               for name, (pol, reuse, identity) in policies.items()}  # fmt: skip
     records: dict[str, list[dict[str, Any]]] = {n: [] for n in policies}
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in policies}
     wall = dict.fromkeys(policies, 0.0)
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         seg = load_model("yolact", str(SHIPPED))
         fn, _ = load_flow_net(args.flownet)
-        print(f"shipped YOLACT-SE: {sum(len(s) for s in sequences)} frames x 3 policies", file=sys.stderr)
+        print(f"shipped YOLACT-SE: {sum(len(s) for s in sequences)} frames x 5 policies", file=sys.stderr)
         res = run_stream(seg, fn, _policies(args), sequences, params, with_ap=True)
         res["stages_ms"] = stage_breakdown(seg, fn, sequences[0][0].image, args.repeats)
         payload["results"]["yolact_se_r18_indoor_256"] = res
@@ -251,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         seqs = [generate_sequence((args.seed, 1000 + k), min(30, n - 30 * k), vga)
                 for k in range((n + 29) // 30)]
         print(f"R50 YOLACT 550 (random weights): {n} frames, interval 5", file=sys.stderr)
-        pol = {"interval5": (KeyframePolicyConfig(keyframe_interval=5), False),
-               "interval5_proto": (KeyframePolicyConfig(keyframe_interval=5), True)}  # fmt: skip
+        pol = {"interval5": (KeyframePolicyConfig(keyframe_interval=5), False, False),
+               "interval5_proto": (KeyframePolicyConfig(keyframe_interval=5), True, False)}  # fmt: skip
         res = run_stream(seg, fn, pol, seqs, InferenceParams(), with_ap=False)
         res["stages_ms"] = stage_breakdown(seg, fn, seqs[0][0].image, args.repeats)
         res["weights"] = "random (timing only)"
@@ -271,7 +275,7 @@ def print_tables(payload: dict[str, Any]) -> None:
     print(f"CPU: {m['cpu']}, torch threads {m['torch_threads']}, load {m['loadavg']} -> {m['loadavg_end']}")
     for model, res in payload["results"].items():
         print(f"\n{model}")
-        print(f"{'policy':<10} {'key%':>5} {'key ms med/p95':>16} {'non-key ms med/p95':>19} {'ratio':>6} "
+        print(f"{'policy':<16} {'key%':>5} {'key ms med/p95':>16} {'non-key ms med/p95':>19} {'ratio':>6} "
               f"{'fps':>6} {'box AP':>7} {'mask AP':>8} {'mask AP cut':>11} {'mask AP nk':>10}")  # fmt: skip
         for name, st in res.items():
             if not isinstance(st, dict) or "frames" not in st:
@@ -280,7 +284,7 @@ def print_tables(payload: dict[str, Any]) -> None:
             c = st.get("ap_after_cut", {})
             nk = st.get("ap_interval5_nonkey", {})
             nan = float("nan")
-            print(f"{name:<10} {100 * st['key_ratio']:5.1f} "
+            print(f"{name:<16} {100 * st['key_ratio']:5.1f} "
                   f"{st['key_ms_median']:7.1f}/{st['key_ms_p95']:<8.1f} "
                   f"{st['nonkey_ms_median']:9.1f}/{st['nonkey_ms_p95']:<9.1f} {st['nonkey_over_key']:6.2f} "
                   f"{st['throughput_fps']:6.2f} {a.get('box', nan):7.3f} {a.get('mask', nan):8.3f} "

@@ -284,7 +284,7 @@ class KeyframePolicyConfig(ConfigMixin):
     mode: str = "interval"
     keyframe_interval: int = 5
     max_interval: int = 10
-    change_threshold: float = 0.3
+    change_threshold: float = 0.5
     flow_threshold: float = 8.0
     max_time_gap: float = 0.5
 
@@ -433,19 +433,29 @@ class TemporalYolact:
         self.reuse_prototypes = bool(reuse_prototypes)
         self.stats = TemporalStats()
         self._key: KeyState | None = None
+        # requests from other threads (parameter callbacks), applied before the next frame
+        self._requests: deque[tuple[str, Any]] = deque()
 
     def configure(self, policy: KeyframePolicyConfig, reuse_prototypes: bool | None = None) -> None:
-        """New policy settings; the stream restarts with a key frame."""
-        self.policy = KeyframePolicy(policy)
-        self.policy.reset("reconfigure")
-        if reuse_prototypes is not None:
-            self.reuse_prototypes = bool(reuse_prototypes)
-        self._key = None
+        """New policy settings from any thread: the next frame is a key frame ("reconfigure")."""
+        self._requests.append(("configure", (policy, reuse_prototypes)))
 
     def reset(self, reason: str = "reset") -> None:
-        """Drop the key frame (reconfigure, stream restart): the next frame is a key frame."""
-        self.policy.reset(reason)
-        self._key = None
+        """Drop the key frame (from any thread): the next frame is a key frame with ``reason``."""
+        self._requests.append(("reset", reason))
+
+    def _apply_requests(self) -> None:
+        while self._requests:
+            kind, arg = self._requests.popleft()
+            if kind == "configure":
+                policy, reuse = arg
+                self.policy = KeyframePolicy(policy)
+                self.policy.reset("reconfigure")
+                if reuse is not None:
+                    self.reuse_prototypes = bool(reuse)
+            else:
+                self.policy.reset(arg)
+            self._key = None
 
     def _net(self) -> nn.Module:
         seg = self.seg
@@ -462,6 +472,7 @@ class TemporalYolact:
         unknown = [c for c in p.class_filter if c not in seg.class_names]
         if unknown:
             raise ValueError(f"class_filter names unknown classes {unknown}; known: {seg.class_names}")
+        self._apply_requests()
         x, metas = seg.preprocess([image])
         size = tuple(int(v) for v in metas[0]["size"])
         reason = self.policy.before(stamp, size)
