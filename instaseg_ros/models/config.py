@@ -96,3 +96,28 @@ class FamilyConfigMixin(ConfigMixin):
             if key in d:
                 d[key] = list(d[key])
         return d
+
+
+def check_bounds(cfg: Any, bounds: dict[str, tuple[float, float]], name: str) -> None:
+    """Refuse out-of-range sizes before a network is built from them (a checkpoint's stored config is
+    user input: ``input_size: 60000`` or a million classes must not allocate gigabytes).
+
+    ``bounds`` maps a field to its inclusive (low, high) range; a list field is checked per element, a
+    ``class_names`` field by its length. Raises ``ValueError`` naming ``name``, the field, the value and
+    the range.
+    """
+    for key, (lo, hi) in bounds.items():
+        value = getattr(cfg, key)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)) and (key == "class_names" or key.endswith("_classes")):
+            values, what = [len(value)], f"{key} (count)"
+        elif isinstance(value, (list, tuple)):
+            values, what = list(value), key
+        else:
+            values, what = [value], key
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{name}.{what}: expected a number, got {v!r}")
+            if not lo <= v <= hi:
+                raise ValueError(f"{name}.{what} = {v} is outside the supported range [{lo}, {hi}]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from instaseg_ros.core.labels import INDOOR_CLASSES
-from instaseg_ros.models.config import FamilyConfigMixin
+from instaseg_ros.models.config import FamilyConfigMixin, check_bounds
 from instaseg_ros.weights.torch_io import MASKRCNN_FORMAT
 from instaseg_ros.weights.torchvision_maskrcnn import BACKBONES
 
@@ -13,6 +13,13 @@ CHECKPOINT_FORMAT = MASKRCNN_FORMAT
 
 
 DEFAULT_CLASSES = list(INDOOR_CLASSES)
+
+
+MASKRCNN_BOUNDS = {
+    "class_names": (1, 1000), "min_size": (32, 2048), "max_size": (32, 4096), "input_size": (0, 2048),
+    "rpn_pre_nms_top_n_test": (1, 100000), "rpn_post_nms_top_n_test": (1, 100000),
+    "rpn_batch_size_per_image": (1, 100000), "box_batch_size_per_image": (1, 100000),
+}  # fmt: skip
 
 
 @dataclass
@@ -48,6 +55,7 @@ class MaskRcnnConfig(FamilyConfigMixin):
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
+        check_bounds(self, MASKRCNN_BOUNDS, "MaskRcnnConfig")
         self.class_names = [str(c) for c in self.class_names]
         if not self.class_names:
             raise ValueError("MaskRcnnConfig: class_names is empty")

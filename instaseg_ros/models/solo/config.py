@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from instaseg_ros.core.labels import INDOOR_CLASSES
 from instaseg_ros.models.backbones.resnet import RESNET_SPECS
-from instaseg_ros.models.config import FamilyConfigMixin
+from instaseg_ros.models.config import FamilyConfigMixin, check_bounds
 from instaseg_ros.weights.torch_io import SOLO_FORMAT
 
 CHECKPOINT_FORMAT = SOLO_FORMAT
@@ -20,6 +20,13 @@ BASE_SCALE_RANGES = ((1, 96), (48, 192), (96, 384), (192, 768), (384, 2048))
 
 
 LEVEL_STRIDES = (8, 8, 16, 32, 32)
+
+
+SOLO_BOUNDS = {
+    "class_names": (1, 1000), "input_size": (32, 2048), "fpn_channels": (1, 1024), "head_channels": (1, 1024),
+    "head_convs": (0, 16), "mask_channels": (1, 1024), "mask_mid_channels": (1, 1024), "num_grids": (1, 128),
+    "pre_nms_top_k": (1, 10000),
+}  # fmt: skip
 
 
 @dataclass
@@ -65,6 +72,7 @@ class SoloConfig(FamilyConfigMixin):
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
     def __post_init__(self) -> None:
+        check_bounds(self, SOLO_BOUNDS, "SoloConfig")
         self.class_names = [str(c) for c in self.class_names]
         if not self.class_names:
             raise ValueError("SoloConfig: class_names is empty")

@@ -8,7 +8,7 @@ from typing import Any
 
 from instaseg_ros.core.labels import COCO_CLASSES
 from instaseg_ros.models.backbones import BACKBONES
-from instaseg_ros.models.config import ConfigMixin
+from instaseg_ros.models.config import ConfigMixin, check_bounds
 from instaseg_ros.weights.torch_io import YOLACT_FORMAT
 
 # official YOLACT pixel statistics, BGR order
@@ -23,6 +23,14 @@ BASE_ANCHOR_SCALES = (24, 48, 96, 192, 384)
 
 
 CHECKPOINT_FORMAT = YOLACT_FORMAT
+
+
+# sizes a network is built from, bounded before anything is allocated (checkpoint configs are user input)
+YOLACT_BOUNDS = {
+    "num_classes": (1, 1000), "input_size": (32, 2048), "num_prototypes": (1, 256), "fpn_channels": (1, 1024),
+    "fpn_num_downsample": (0, 4), "attention_reduction": (1, 1024), "embedding_dim": (0, 256),
+    "nms_top_k": (1, 10000), "dcn_layers": (0, 64), "dcn_interval": (1, 64), "maskiou_channels": (1, 1024),
+}  # fmt: skip
 
 
 @dataclass
@@ -82,6 +90,7 @@ class YolactConfig(ConfigMixin):
     maskiou_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64, 128])
 
     def __post_init__(self) -> None:
+        check_bounds(self, YOLACT_BOUNDS, "YolactConfig")
         if self.backbone not in BACKBONES:
             raise ValueError(f"YolactConfig.backbone: unknown {self.backbone!r}; known: {BACKBONES}")
         if self.num_classes < 1:

@@ -12,7 +12,7 @@ from instaseg_ros.core.labels import (
     INDOOR_CLASSES,  # noqa: F401 - re-exported
 )
 from instaseg_ros.core.segmenter import InferenceParams
-from instaseg_ros.models.config import config_from_mapping
+from instaseg_ros.models.config import check_bounds, config_from_mapping
 from instaseg_ros.models.yolo_fcn.detector import DETECTORS
 from instaseg_ros.models.yolo_fcn.fcn import FcnConfig
 from instaseg_ros.weights.torch_io import FCN_FORMAT, YOLO_FCN_FORMAT
@@ -30,6 +30,12 @@ FCN_CHECKPOINT_FORMAT = FCN_FORMAT
 
 
 #: the seed's five indoor classes (and the synthetic data set's, in this order)
+
+
+YOLO_FCN_BOUNDS = {
+    "input_size": (32, 2048), "detector_classes": (1, 1000), "darknet_width": (0.01, 4.0),
+    "darknet_depth": (0, 64), "pre_nms_top_n": (1, 100000),
+}  # fmt: skip
 
 
 @dataclass
@@ -80,6 +86,7 @@ class YoloFcnConfig:
     inference: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_bounds(self, YOLO_FCN_BOUNDS, "YoloFcnConfig")
         if isinstance(self.fcn, dict):
             self.fcn = _fcn_config(self.fcn)
         if self.detector not in DETECTORS:

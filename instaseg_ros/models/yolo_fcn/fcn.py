@@ -54,6 +54,9 @@ class FcnConfig:
             raise ValueError(f"fcn.arch must be one of {FCN_ARCHS}, got {self.arch!r}")
         if not 0.0 < self.width <= 4.0:
             raise ValueError(f"fcn.width must be in (0, 4], got {self.width}")
+        if self.crop_size > 1024 or (self.fc_channels or 0) > 16384:
+            raise ValueError(f"fcn: crop_size {self.crop_size} / fc_channels {self.fc_channels} too large "
+                             "(supported: crop_size <= 1024, fc_channels <= 16384)")  # fmt: skip
         if self.crop_size < 32 or (self.arch == "fcn8s_vgg16" and self.crop_size % 32):
             raise ValueError(
                 f"fcn.crop_size must be >= 32 (a multiple of 32 for fcn8s_vgg16), got {self.crop_size}"
