@@ -100,7 +100,12 @@ def load_model(
 
     if family not in available_families():
         raise ModelLoadError(f"unknown model family {family!r}; known: {', '.join(available_families())}")
-    backend = _canonical_backend(backend)
+    from instaseg_ros.runtime.base import canonical_backend
+
+    try:
+        backend = canonical_backend(backend)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from None
     precision = str(precision).lower()
     if precision not in PRECISIONS:
         raise ModelLoadError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -141,15 +146,6 @@ def load_model(
         raise
     except (ValueError, RuntimeError, OSError) as e:
         raise ModelLoadError(f"backend {backend!r} for the {family!r} model: {e}") from e
-
-
-def _canonical_backend(name: str) -> str:
-    key = str(name).strip().lower().replace("-", "").replace("_", "")
-    aliases = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxruntime", "ort": "onnxruntime",
-               "onnx": "onnxruntime", "tensorrt": "tensorrt", "trt": "tensorrt"}  # fmt: skip
-    if key not in aliases:
-        raise ModelLoadError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    return aliases[key]
 
 
 def _check_family(family: str, weights: str) -> None:
