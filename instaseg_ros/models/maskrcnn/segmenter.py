@@ -190,9 +190,21 @@ class MaskRcnnSegmenter(Segmenter):
 
     def _segment(self, images: list[np.ndarray], params: InferenceParams) -> list[Instances]:
         self.apply_params(params)
-        x, metas = self.preprocess(images)
-        raw = self.forward_raw(x, [m["resized"] for m in metas])
-        return self.postprocess(raw, metas, params)
+        # torchvision's resize would shrink a side of a very elongated image to 0 px: no instances there
+        usable = [i for i, im in enumerate(images) if self._resized_min_side(im.shape[:2]) >= 1]
+        out = [Instances.empty(im.shape[:2], self.class_names) for im in images]
+        if usable:
+            x, metas = self.preprocess([images[i] for i in usable])
+            raw = self.forward_raw(x, [m["resized"] for m in metas])
+            for i, r in zip(usable, self.postprocess(raw, metas, params)):
+                out[i] = r
+        return out
+
+    def _resized_min_side(self, size: tuple[int, int]) -> float:
+        """The shorter side after torchvision's resize (scale = min(min_size / short, max_size / long))."""
+        short, long = min(size), max(size)
+        scale = min(self.cfg.min_size / short, self.cfg.max_size / long)
+        return short * scale
 
 
 def build_maskrcnn(

@@ -221,6 +221,8 @@ def assemble_masks(
             continue
         rows = torch.nonzero(ry[:, ya[i] : yb[i]].sum(1) > 0).flatten()
         cols = torch.nonzero(rx[:, xa[i] : xb[i]].sum(1) > 0).flatten()
+        if rows.numel() == 0 or cols.numel() == 0:  # the window maps to no output pixel (images of 1-2 px)
+            continue
         r0, r1 = int(rows[0]), int(rows[-1]) + 1
         c0, c1 = int(cols[0]), int(cols[-1]) + 1
         win = m[i, ya[i] : yb[i], xa[i] : xb[i]]
