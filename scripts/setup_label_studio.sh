@@ -23,6 +23,6 @@ start=$(date +%s)
 log="$LS_VENV/pip-install.log"
 "$LS_VENV/bin/python" -m pip install --progress-bar off "$SPEC" > "$log" 2>&1 \
   || { grep -v "is ignored" "$log" | tail -30; die "pip install $SPEC failed (log: $log)"; }
-"$LS_VENV/bin/label-studio" --version > /dev/null 2>&1 || die "label-studio does not run (log: $log)"
+"$LS_VENV/bin/python" -c "import label_studio, label_studio_sdk" || die "label-studio does not import (log: $log)"
 echo "$SPEC" > "$LS_VENV/.instaseg-req"
 say "Label Studio $("$LS_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"))') installed in $(( $(date +%s) - start )) s"

@@ -74,9 +74,9 @@ def mask_polygons(mask: np.ndarray, min_area: int = 16, epsilon: float = 0.0) ->
         min_area: parts with fewer pixels are dropped.
         epsilon: Douglas-Peucker tolerance in pixels (0 keeps every contour corner).
     Returns:
-        list of [K, 2] float64 (x, y) vertices in pixels, K >= 3, COCO's convention: pixel
-        ``(c, r)`` covers ``[c, c + 1) x [r, r + 1)``, so the polygon runs along pixel edges' centres
-        shifted by half a pixel (see :func:`polygon_offset`).
+        list of [K, 2] float64 (x, y) vertices in pixels, K >= 3, COCO's convention (pixel ``(c, r)``
+        covers ``[c, c + 1) x [r, r + 1)``): the contour through the boundary pixels' centres (see
+        :func:`polygon_offset`), so rasterising it loses about half of the boundary pixels.
     """
     import cv2
 
@@ -100,9 +100,15 @@ def mask_polygons(mask: np.ndarray, min_area: int = 16, epsilon: float = 0.0) ->
 
 
 def polygon_offset() -> float:
-    """Offset added to OpenCV contour vertices (pixel indices) so pycocotools' rasteriser gives the
-    mask back most closely: 0.5 puts the vertices on the boundary pixels' centres."""
-    return 0.5
+    """Offset added to OpenCV contour vertices (pixel indices): 0.55 puts them on the boundary pixels'
+    centres, plus 0.05 px.
+
+    pycocotools rasterises a polygon after scaling it by 5 and rounding (``int(5 * v + 0.5)``), so a
+    vertex at exactly ``k + 0.5`` sits on a rounding edge, where the ~1e-14 error of Label Studio's
+    percent -> pixel conversion flips pixels. ``k + 0.55`` rounds to the same point as ``k + 0.5`` with
+    a margin of 0.25 units: the exported polygons rasterise exactly like the ones we sent.
+    """
+    return 0.55
 
 
 def instances_to_result(inst: Instances, min_area: int = 16, epsilon: float = 0.0) -> list[dict[str, Any]]:
@@ -189,3 +195,59 @@ def write_tasks(
     tasks_path.write_text(json.dumps(tasks), encoding="utf-8")
     config_path.write_text(labeling_config(class_names), encoding="utf-8")
     return tasks_path, config_path
+
+
+def _find_image(file_name: str, roots: list[Path]) -> Path | None:
+    """The file that an export's ``file_name`` names: itself, else its longest path suffix under a root.
+
+    Label Studio's COCO export writes images it did not copy (local-files storage) as a path relative
+    to a temporary folder of the server (``../<dirs>/frames/a.png``); the suffix after the ``..``
+    parts is the file's path under some folder of ours.
+    """
+    p = Path(file_name)
+    if p.is_absolute() and p.is_file():
+        return p
+    parts = [s for s in p.parts if s not in ("..", ".", "/")]
+    for k in range(len(parts)):
+        for root in roots:
+            cand = root.joinpath(*parts[k:])
+            if cand.is_file():
+                return cand.resolve()
+    return None
+
+
+def resolve_coco_export(export: str | Path, image_roots: list[str | Path], out_dir: str | Path) -> Path:
+    """A Label Studio COCO export (the ``.zip`` or its unpacked folder) -> ``out_dir/result.json`` whose
+    ``file_name`` entries are absolute paths of the images (found in the export's ``images/`` or under
+    ``image_roots``), loadable by :class:`instaseg_ros.data.coco.CocoDataset` and ``instaseg train``.
+
+    Raises:
+        FileNotFoundError: no ``result.json`` in the export, or an image found nowhere (all named).
+    """
+    import zipfile
+
+    export, out = Path(export), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if export.is_file() and zipfile.is_zipfile(export):
+        with zipfile.ZipFile(export) as z:
+            z.extractall(out / "export")
+        export = out / "export"
+    ann = export / "result.json"
+    if not ann.is_file():
+        raise FileNotFoundError(f"no result.json in the Label Studio COCO export {export}")
+    data = json.loads(ann.read_text(encoding="utf-8"))
+    roots = [export.resolve(), *(Path(r).resolve() for r in image_roots)]
+    missing = []
+    for im in data.get("images", []):
+        found = _find_image(str(im.get("file_name", "")), roots)
+        if found is None:
+            missing.append(str(im.get("file_name")))
+        else:
+            im["file_name"] = str(found)
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} exported image(s) not found under {', '.join(map(str, roots))}: {missing[:5]}"
+        )
+    dst = out / "result.json"
+    dst.write_text(json.dumps(data), encoding="utf-8")
+    return dst
