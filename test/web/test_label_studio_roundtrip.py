@@ -18,6 +18,7 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -234,3 +235,28 @@ def test_pre_annotations_round_trip_through_label_studio(label_studio, tmp_path)
             assert seg.class_names[int(label)] == best[0]
     assert total == n_regions
     print(f"Label Studio start {ls_.startup_s:.1f} s, round trip {time.monotonic() - t0:.1f} s")
+
+    # the loop closes: fine-tune the shipped model on the accepted annotations (the example config,
+    # pointed at the export, 2 iterations) and load what it wrote through the single loader
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config" / "train" / "yolact_se_labelstudio_finetune.yaml").read_text())
+    cfg["init"]["weights"] = str(SHIPPED)
+    for split in ("train", "val"):
+        cfg["data"][split] = {"kind": "coco", "annotations": str(tmp_path / "gt" / "result.json")}
+    cfg["data"].update(batch_size=1, num_workers=0)
+    cfg["optim"].update(max_iters=2, warmup_iters=0, steps=[1000])
+    cfg["train"].update(val_interval=2, checkpoint_interval=2)
+    (tmp_path / "finetune.yaml").write_text(yaml.safe_dump(cfg))
+    t1 = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, "-m", "instaseg_ros.cli", "train", "--config", str(tmp_path / "finetune.yaml"),
+         "--out", str(tmp_path / "ft"), "--device", "cpu", "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    tuned = load_model("yolact", str(tmp_path / "ft" / "best.pth"))
+    assert tuned.class_names == seg.class_names
+    print(
+        f"fine-tuned 2 iterations on the export in {time.monotonic() - t1:.1f} s: {r.stdout.strip()[-120:]}"
+    )
