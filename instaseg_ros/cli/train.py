@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--device {device} but CUDA is not available")
     try:
         task = build_task(cfg)
+        task.augment_config()  # checked before the trainer creates the output folder
         result = Trainer(cfg, task, cfg.out_dir, device=device, resume=args.resume,
                          progress=not args.no_progress).run()
     except ConfigError as e:  # a field of the config that only the family's task can check

@@ -60,10 +60,10 @@ CASES: list[tuple[str, Any, list[str]]] = [
 ]
 
 
-def run_train(config: Path) -> subprocess.CompletedProcess:
+def run_train(config: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "instaseg_ros.cli", "train", "--config", str(config),
-                           "--no-progress", "--device", "cpu"], cwd=REPO, env=env, capture_output=True,
+                           "--no-progress", "--device", "cpu"], cwd=cwd or REPO, env=env, capture_output=True,
                           text=True, timeout=240)  # fmt: skip
 
 
@@ -71,7 +71,7 @@ def run_train(config: Path) -> subprocess.CompletedProcess:
 def test_bad_config_exits_2_with_one_line_naming_file_field_and_problem(case, content, words, tmp_path):
     path = tmp_path / f"{case}.yaml"
     path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
-    proc = run_train(path)
+    proc = run_train(path, cwd=tmp_path)  # the relative out_dir "run" would land in tmp_path
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("instaseg train:")]
