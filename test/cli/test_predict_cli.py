@@ -14,7 +14,7 @@ from instaseg_ros.cli import main
 from instaseg_ros.core.masks import decode_rle
 from instaseg_ros.models.yolact import YolactConfig, YolactSE, save_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from instaseg_ros.models.yolo_fcn.fcn import save_fcn_checkpoint
 from instaseg_ros.ops.paste import box_pixel_range
 from instaseg_ros.weights.darknet import save_darknet_weights
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_YAML = ROOT / "config" / "models" / "yolo_fcn_tiny_random.yaml"
 TINY = {
     "input_size": 160,

@@ -143,7 +143,7 @@ def test_darknet53_forward_shapes():
 def test_shipped_model_configs_parse():
     from pathlib import Path
 
-    files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("yolact_*.yaml"))
+    files = sorted((Path(__file__).resolve().parents[2] / "config" / "models").glob("yolact_*.yaml"))
     assert len(files) >= 4
     for f in files:
         cfg = YolactConfig.from_yaml(f)

@@ -168,7 +168,7 @@ def test_shipped_model_configs_parse():
 
     from instaseg_ros.models.config import load_config_mapping
 
-    files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("solo_*.yaml"))
+    files = sorted((Path(__file__).resolve().parents[2] / "config" / "models").glob("solo_*.yaml"))
     assert files
     for f in files:
         cfg = SoloConfig.from_dict(load_config_mapping(f))

@@ -23,7 +23,7 @@ from instaseg_ros.models.yolact import (
 )
 from instaseg_ros.weights.yolact_checkpoint import load_state_dict_into, read_checkpoint
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _official_state_dict(tag: str) -> dict[str, torch.Tensor]:
@@ -166,6 +166,6 @@ def test_own_checkpoint_round_trip(tmp_path):
 
 
 def test_official_file_with_shipped_config(r50_file):
-    cfg_file = Path(__file__).resolve().parents[1] / "config" / "models" / "yolact_resnet50.yaml"
+    cfg_file = Path(__file__).resolve().parents[2] / "config" / "models" / "yolact_resnet50.yaml"
     _, cfg = load_model(r50_file, str(cfg_file))
     assert cfg.backbone == "resnet50" and not cfg.attention

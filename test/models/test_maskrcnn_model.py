@@ -141,7 +141,7 @@ def test_shipped_model_configs_parse():
 
     from instaseg_ros.models.config import load_config_mapping
 
-    files = sorted((Path(__file__).resolve().parents[1] / "config" / "models").glob("maskrcnn_*.yaml"))
+    files = sorted((Path(__file__).resolve().parents[2] / "config" / "models").glob("maskrcnn_*.yaml"))
     assert files
     for f in files:
         cfg = MaskRcnnConfig.from_dict(load_config_mapping(f))
