@@ -91,6 +91,21 @@ class Segmenter(ABC):
         self.precision = precision
         return dev
 
+    def _attach(self, model: Any, cfg: Any, device: str, precision: str, cast_fp16: bool = True) -> Any:
+        """The shared constructor step: validated ``device``/``precision``, ``cfg``, ``class_names``,
+        ``dtype``, and ``model`` on the device in eval mode (cast to fp16 for precision fp16 unless the
+        family runs fp16 under autocast: ``cast_fp16=False``) -> the torch.device."""
+        import torch
+
+        dev = self._init_device(device, precision)
+        self.cfg = cfg
+        self.class_names = list(cfg.class_names)
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.model = model.to(dev).eval()
+        if precision == "fp16" and cast_fp16:
+            self.model.half()
+        return dev
+
     def segment(
         self, images: Sequence[np.ndarray] | np.ndarray, params: InferenceParams | None = None
     ) -> list[Instances]:

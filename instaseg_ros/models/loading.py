@@ -8,7 +8,6 @@ The node, ``instaseg predict``, ``eval-bag``, the benchmark, the demo and the we
 from __future__ import annotations
 
 import os
-import stat
 from typing import Any
 
 from instaseg_ros.core.resources import resolve_path
@@ -46,18 +45,12 @@ def check_model_file(path: str | None, what: str = "weights") -> str | None:
         resolved = resolve_path(str(path))
     except FileNotFoundError as e:
         raise ModelLoadError(f"model {what} {path!r}: {e}") from None
+    from instaseg_ros.weights.torch_io import check_readable_file
+
     try:
-        st = os.stat(resolved)
-    except FileNotFoundError:
-        raise ModelLoadError(f"model {what} file {resolved!r} does not exist") from None
-    except OSError as e:
-        raise ModelLoadError(f"model {what} file {resolved!r} cannot be read: {e.strerror or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ModelLoadError(f"model {what} {resolved!r} is a directory, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelLoadError(f"model {what} {resolved!r} is not a regular file (device, pipe or socket)")
-    if st.st_size == 0:
-        raise ModelLoadError(f"model {what} file {resolved!r} is empty")
+        check_readable_file(resolved, f"model {what}")
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelLoadError(str(e)) from None
     if not os.access(resolved, os.R_OK):
         raise ModelLoadError(f"model {what} file {resolved!r} is not readable (permissions)")
     return resolved

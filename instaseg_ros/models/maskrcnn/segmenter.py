@@ -101,10 +101,7 @@ class MaskRcnnSegmenter(Segmenter):
         params: InferenceParams | dict[str, Any] | None = None,
     ) -> None:
         super().__init__(params)
-        dev = self._init_device(device, precision)
-        self.cfg = cfg
-        self.class_names = list(cfg.class_names)
-        self.model = model.to(dev).eval()
+        self._attach(model, cfg, device, precision, cast_fp16=False)  # fp16 runs under autocast
         self.apply_params(self.params)  # forward_raw called on its own uses the default params
 
     def apply_params(self, params: InferenceParams) -> None:

@@ -48,13 +48,7 @@ class SoloSegmenter(Segmenter):
         params: InferenceParams | dict[str, Any] | None = None,
     ) -> None:
         super().__init__(params)
-        dev = self._init_device(device, precision)
-        self.cfg = cfg
-        self.class_names = list(cfg.class_names)
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = model.to(dev).eval()
-        if precision == "fp16":
-            self.model.half()
+        dev = self._attach(model, cfg, device, precision)
         self._mean = torch.tensor(cfg.pixel_mean, device=dev).view(1, 3, 1, 1)
         self._std = torch.tensor(cfg.pixel_std, device=dev).view(1, 3, 1, 1)
         self._strides = cell_strides(cfg, dev)

@@ -51,13 +51,7 @@ class YolactSegmenter(Segmenter):
         optimize: bool = True,
     ) -> None:
         super().__init__(params)
-        dev = self._init_device(device, precision)
-        self.cfg = cfg
-        self.class_names = list(cfg.class_names)
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = model.to(dev).eval()
-        if precision == "fp16":
-            self.model.half()
+        dev = self._attach(model, cfg, device, precision)
         self.optimize = optimize
         self.sync_weights()
         self._scale = (1.0 / torch.tensor(cfg.std, dtype=torch.float32, device=dev)).view(1, 3, 1, 1)
