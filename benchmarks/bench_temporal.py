@@ -12,10 +12,13 @@ hits them alike:
 * ``adaptive``: a key frame when the C3 laterals change or the predicted flow grows past the
   thresholds, at the latest every ``--max-interval`` frames.
 
-Stream: ``--sequences`` synthetic camera-motion sequences (``generate_sequence``, 640x480, lengths
-drawn from ``--min-length``..``--max-length`` frames, so the camera speed varies) played back to back
-at 30 fps: every sequence boundary is a scene cut without a time jump, which only the adaptive
-policy can notice.
+Streams: ``--sequences`` synthetic camera-motion sequences (``generate_sequence``, 640x480, lengths
+drawn from ``--min-length``..``--max-length`` frames, so the camera speed varies) at 30 fps, played
+
+* ``bags``: each sequence a recording of its own (stamps restart, so every policy starts it with a
+  key frame: the issue's "synthetic camera-motion bags"), and
+* ``cuts``: back to back as one stream: every sequence boundary is a scene cut without a time jump,
+  which only the adaptive policy can notice ("mask AP cut" = the first 4 frames after each cut).
 
 Models:
 
@@ -94,8 +97,12 @@ def _kind_stats(records: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
 
 
 def run_stream(seg: Any, flow_net: Any, policies: dict[str, Any], sequences: list[list[Any]],
-               params: Any, with_ap: bool) -> dict[str, Any]:  # fmt: skip
-    """Every policy over the whole stream (interleaved per sequence) -> stats (+ AP) per policy."""
+               params: Any, with_ap: bool, bags: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Every policy over the whole stream (interleaved per sequence) -> stats (+ AP) per policy.
+
+    ``bags``: every sequence is its own recording (stamps restart at 0, so the policy sees a
+    backwards time jump and starts with a key frame); else one continuous stream with scene cuts.
+    """
     import copy
 
     from instaseg_ros.data.synthetic import scenes_to_coco
@@ -114,7 +121,8 @@ def run_stream(seg: Any, flow_net: Any, policies: dict[str, Any], sequences: lis
         for name, runner in runners.items():
             for i, sc in enumerate(seq):
                 t0 = time.perf_counter()
-                r = runner.segment_frame(sc.image, stamp=(t + i) / 30.0, params=params)
+                stamp = i / 30.0 if bags else (t + i) / 30.0
+                r = runner.segment_frame(sc.image, stamp=stamp, params=params)
                 wall[name] += time.perf_counter() - t0
                 image_id = t + i + 1
                 records[name].append({"id": image_id, "key": r.key, "reason": r.reason, "ms": r.latency_ms,
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-length", type=int, default=20)
     ap.add_argument("--max-length", type=int, default=45)
     ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--r50-frames", type=int, default=40)
+    ap.add_argument("--r50-frames", type=int, default=60)
     ap.add_argument("--skip-r50", action="store_true")
     ap.add_argument("--skip-shipped", action="store_true")
     ap.add_argument("--flownet", default=str(FLOWNET), help="flow net of the shipped model")
@@ -239,9 +247,12 @@ def main(argv: list[str] | None = None) -> int:
         seg = load_model("yolact", str(SHIPPED))
         fn, _ = load_flow_net(args.flownet)
         print(f"shipped YOLACT-SE: {sum(len(s) for s in sequences)} frames x 5 policies", file=sys.stderr)
-        res = run_stream(seg, fn, _policies(args), sequences, params, with_ap=True)
-        res["stages_ms"] = stage_breakdown(seg, fn, sequences[0][0].image, args.repeats)
-        payload["results"]["yolact_se_r18_indoor_256"] = res
+        for mode in ("bags", "cuts"):
+            print(f"  stream: {mode}", file=sys.stderr)
+            res = run_stream(seg, fn, _policies(args), sequences, params, with_ap=True, bags=mode == "bags")
+            if mode == "bags":
+                res["stages_ms"] = stage_breakdown(seg, fn, sequences[0][0].image, args.repeats)
+            payload["results"][f"yolact_se_r18_indoor_256_{mode}"] = res
 
     if not args.skip_r50:
         from instaseg_ros.data.synthetic import SynthConfig, generate_sequence
