@@ -430,7 +430,7 @@ def build_app(app: WebApp | None = None) -> Any:
                         )
                         run.click(api_name="segment", **img_args)
                         for c in (score, nms, mask, top_k):
-                            c.release(api_name=False, **img_args)
+                            c.change(api_name=False, trigger_mode="always_last", **img_args)
                         classes.submit(api_name=False, **img_args)
                     with gr.Tab("Video", id="video"):
                         video = gr.Video(label="Video file", sources=["upload"], elem_id="video-in")
@@ -448,8 +448,10 @@ def build_app(app: WebApp | None = None) -> Any:
                         gr.Markdown(
                             "Where the browser offers a camera (a page served on 127.0.0.1 or HTTPS)."
                         )
-                        cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
-                        cam_out = gr.Image(label="Overlay", type="numpy")
+                        cam = gr.Image(
+                            sources=["webcam"], streaming=True, type="numpy", label="Webcam", elem_id="webcam"
+                        )
+                        cam_out = gr.Image(label="Overlay", type="numpy", elem_id="webcam-overlay")
                         cam.stream(
                             app.segment_frame,
                             inputs=[cam, *model_inputs, *controls],

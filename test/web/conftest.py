@@ -138,6 +138,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         "--window-size=1400,1800",
         "--no-first-run",
         "--disable-extensions",
+        "--use-fake-device-for-media-stream",  # a synthetic camera (moving test pattern) for the webcam tab
+        "--use-fake-ui-for-media-stream",  # grant the camera permission without a prompt
     ):
         opts.add_argument(a)
     opts.add_experimental_option(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -168,3 +169,60 @@ def test_overlay_image_shows_the_masks(web_server, browser, synthetic_frame, tmp
     # masks are blended (alpha 0.45): nearly every instance pixel changes; outside, only boxes/labels do
     assert changed[fg].mean() > 0.95
     assert changed[~fg].mean() < 0.1
+
+
+def test_threshold_control_reruns_without_reload(web_server, browser, synthetic_frame):
+    """Typing a score threshold into the slider's box re-runs the last images with the cached model."""
+    from selenium.webdriver.common.keys import Keys
+
+    drv = browser
+    _open(drv, web_server.url)
+    _upload_and_run(drv, [synthetic_frame])
+    before = _wait(drv, lambda d: _table_rows(d) or False, 30, "table rows")
+    loads = re.search(r"models loaded since start: (\d+)", drv.find_element("css selector", "#status").text)
+    box = drv.find_element("css selector", "#score input[type=number]")
+    box.clear()
+    box.send_keys("0.95")
+    box.send_keys(Keys.TAB)
+
+    def rerun(d):
+        text = d.find_element("css selector", "#status").text
+        return text if "score >= 0.95" in text else False
+
+    def new_table(d):
+        rows = _table_rows(d)
+        return rows if rows != before else False
+
+    status = _wait(drv, rerun, 120, "the re-run at 0.95")
+    rows = _wait(drv, new_table, 30, "the new table")
+    assert [r for r in before if float(r[3]) >= 0.95] == rows
+    assert f"models loaded since start: {loads.group(1)}" in status
+
+
+def test_webcam_stream_gives_overlays(web_server, browser):
+    """Chromium's fake camera streams into the Webcam tab; every frame comes back as an overlay."""
+    drv = browser
+    _open(drv, web_server.url)
+    next(t for t in drv.find_elements("css selector", "button[role=tab]") if t.text == "Webcam").click()
+
+    def shown(selector):
+        return lambda d: [b for b in d.find_elements("css selector", selector) if b.is_displayed()]
+
+    _wait(drv, shown("#webcam button"), 30, "the webcam panel")[0].click()
+    record = _wait(drv, shown("#webcam button[aria-label='capture photo']"), 30, "the camera")[0]
+    record.click()
+    seen = set()
+
+    def frames(d):
+        t = d.find_element("css selector", "#status").text
+        if re.fullmatch(r"\d+ instance\(s\), \d+ ms", t):
+            seen.add(t)
+        return len(seen) >= 2
+
+    _wait(drv, frames, 120, "two streamed results")
+    img = _wait(drv, lambda d: d.find_elements("css selector", "#webcam-overlay img"), 30, "the overlay")[0]
+    _wait(drv, lambda d: d.execute_script("return arguments[0].naturalWidth", img), 30, "the overlay to load")
+    for b in drv.find_elements("css selector", "#webcam button"):
+        if b.is_displayed() and b.text.strip() == "Stop":
+            b.click()
+    assert web_server.proc.poll() is None
