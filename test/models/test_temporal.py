@@ -292,3 +292,31 @@ def test_flownet_task_config_errors(tmp_path):
         build_task(config_from_dict(_flow_config(tmp_path, sequence_length=[5])))
     with pytest.raises(ConfigError, match="model.detector"):
         build_task(config_from_dict(_flow_config(tmp_path, detector=str(tmp_path / "none.pth"))))
+
+
+# ------------------------------------------------------------------------------ ONNX
+def test_key_and_nonkey_subgraphs_export_to_onnx_and_match_torch(tmp_path, shipped, frames):
+    ort = pytest.importorskip("onnxruntime")
+    from instaseg_ros.models.fuse import inference_copy
+    from instaseg_ros.models.yolact.temporal import KeyState, export_temporal_onnx
+
+    fn, _ = load_flow_net(FLOWNET) if FLOWNET.exists() else (FeatFlowNet(FlowNetConfig(64, 16, 16)), {})
+    key_path, nonkey_path = export_temporal_onnx(shipped, fn, tmp_path)
+    key_sess = ort.InferenceSession(str(key_path), providers=["CPUExecutionProvider"])
+    nonkey_sess = ort.InferenceSession(str(nonkey_path), providers=["CPUExecutionProvider"])
+    x0, _ = shipped.preprocess([frames[0].image])
+    x1, _ = shipped.preprocess([frames[3].image])
+    net = inference_copy(shipped.model, channels_last=False)
+    with torch.inference_mode():
+        ref_key, key, _ = key_pass(net, x0)
+        _, lateral = partial_pass(net, x1)
+        flows = fn(lateral, key.lateral)
+        levels = transformed_levels(lateral, KeyState(key.merged, lateral), flows)
+        ref_nonkey = net.heads(net.fpn.output_phase(levels))
+    k = dict(zip([o.name for o in key_sess.get_outputs()], key_sess.run(None, {"input": x0.numpy()})))
+    n = nonkey_sess.run(None, {"input": x1.numpy(), "key_p4": k["key_p4"], "key_p5": k["key_p5"],
+                               "key_reduced": k["key_reduced"]})  # fmt: skip
+    for i, name in enumerate(("loc", "conf", "mask", "proto")):
+        for got, want in ((k[name], ref_key[name]), (n[i], ref_nonkey[name])):
+            err = np.abs(got - want.numpy()).max() / (np.abs(want.numpy()).max() + 1e-6)
+            assert err < 1e-4, (name, err)

@@ -565,3 +565,75 @@ def build_temporal(
         fn = FeatFlowNet(flow_config or FlowNetConfig(c, max(16, c // 4), max(16, c // 4)))
     return TemporalYolact(segmenter, fn, policy, reuse_prototypes)
 
+
+
+# ------------------------------------------------------------------------------- ONNX export
+RAW_NAMES = ("loc", "conf", "mask", "proto")
+
+
+class KeyGraph(nn.Module):
+    """The key-frame sub-graph: x [1, 3, S, S] -> loc, conf, mask, proto (the plain model's outputs) and
+    the key state: P4', P5' (phase-1 FPN), C3 lateral, its flow-net reduction."""
+
+    output_names = (*RAW_NAMES, "key_p4", "key_p5", "key_lateral", "key_reduced")
+
+    def __init__(self, net: nn.Module, flow_net: FeatFlowNet) -> None:
+        super().__init__()
+        self.net, self.flow_net = net, flow_net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        raw, key, _ = key_pass(self.net, x)
+        return (*(raw[k] for k in RAW_NAMES), *key.merged, key.lateral, self.flow_net.reduce(key.lateral))
+
+
+class NonKeyGraph(nn.Module):
+    """The non-key sub-graph: (x, key_p4, key_p5, key_reduced) -> loc, conf, mask, proto, lateral."""
+
+    input_names = ("input", "key_p4", "key_p5", "key_reduced")
+    output_names = (*RAW_NAMES, "lateral")
+
+    def __init__(self, net: nn.Module, flow_net: FeatFlowNet) -> None:
+        super().__init__()
+        self.net, self.flow_net = net, flow_net
+
+    def forward(self, x: torch.Tensor, key_p4: torch.Tensor, key_p5: torch.Tensor,
+                key_reduced: torch.Tensor) -> tuple[torch.Tensor, ...]:  # fmt: skip
+        _, lateral = partial_pass(self.net, x)
+        flows = self.flow_net(lateral, key_reduced, key_reduced=True)
+        levels = transformed_levels(lateral, KeyState([key_p4, key_p5], lateral), flows)
+        raw = self.net.heads(self.net.fpn.output_phase(levels))
+        return (*(raw[k] for k in RAW_NAMES), lateral)
+
+
+def export_temporal_onnx(segmenter: Any, flow_net: FeatFlowNet, out_dir: str | Path,
+                         opset: int = 17) -> tuple[Path, Path]:  # fmt: skip
+    """Write ``key.onnx`` and ``nonkey.onnx`` (batch 1, CPU fp32, BatchNorm folded) into ``out_dir``.
+
+    A runtime keeps the key graph's ``key_p4``, ``key_p5``, ``key_reduced`` outputs and feeds them to the
+    non-key graph until the next key frame; ``loc/conf/mask/proto`` go to the segmenter's post-processing.
+    """
+    import copy
+    import warnings
+
+    from instaseg_ros.models.fuse import inference_copy
+
+    if getattr(segmenter.model.cfg, "dcn_layers", [0]) and any(segmenter.model.cfg.dcn_layers):
+        raise ValueError("export_temporal_onnx: YOLACT++ (DCNv2) backbones are not supported")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = inference_copy(segmenter.model, channels_last=False).float().cpu().eval()
+    fn = copy.deepcopy(flow_net).float().cpu().eval()
+    s = segmenter.cfg.input_size
+    x = torch.zeros(1, 3, s, s)
+    key_graph, nonkey_graph = KeyGraph(net, fn).eval(), NonKeyGraph(net, fn).eval()
+    paths = (out / "key.onnx", out / "nonkey.onnx")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        key_out = key_graph(x)
+        torch.onnx.export(key_graph, (x,), str(paths[0]), dynamo=False, input_names=["input"],
+                          output_names=list(KeyGraph.output_names), opset_version=opset)  # fmt: skip
+        args = (x, key_out[4], key_out[5], key_out[7])
+        torch.onnx.export(nonkey_graph, args, str(paths[1]), dynamo=False,
+                          input_names=list(NonKeyGraph.input_names),
+                          output_names=list(NonKeyGraph.output_names), opset_version=opset)  # fmt: skip
+    return paths
