@@ -129,7 +129,7 @@ class WebApp:
             try:
                 img = wi.read_image_file(f, self.max_pixels)
                 inst = seg.segment([img], params)[0]
-            except (wi.WebInputError, ValueError) as e:
+            except (wi.WebInputError, ValueError, RuntimeError) as e:  # RuntimeError: torch (memory, device)
                 problems.append(str(e) if isinstance(e, wi.WebInputError) else f"{name}: {e}")
                 continue
             stem = f"{k:03d}_{Path(name).stem}"
@@ -214,7 +214,11 @@ class WebApp:
             while ok and len(named) < int(max_frames):
                 if frame.shape[:2] != (h, w):
                     break
-                inst = seg.segment([frame], params)[0]
+                try:
+                    inst = seg.segment([frame], params)[0]
+                except (ValueError, RuntimeError) as e:
+                    writer.release()
+                    return None, None, f"**Error:** {name} frame {len(named)}: {e}"
                 writer.write(draw_instances(frame, inst))
                 named.append((f"{name}#{len(named)}", inst))
                 ok, frame = cap.read()
@@ -261,7 +265,7 @@ class WebApp:
             bgr = wi.rgb_to_bgr(frame)
             t0 = time.perf_counter()
             inst = seg.segment([bgr], params)[0]
-        except (wi.WebInputError, ValueError) as e:
+        except (wi.WebInputError, ValueError, RuntimeError) as e:
             return None, f"**Error:** {e}"
         ms = (time.perf_counter() - t0) * 1000
         return draw_instances(bgr, inst)[:, :, ::-1], f"{len(inst)} instance(s), {ms:.0f} ms"
