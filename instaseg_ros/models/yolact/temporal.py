@@ -393,7 +393,8 @@ class TemporalStats:
         """Key-frame ratio and median / p95 latency per kind (NaN without samples)."""
 
         def pct(v: deque, q: float) -> float:
-            return float(np.percentile(np.asarray(v), q)) if v else float("nan")
+            samples = tuple(v)  # one C-level copy: safe while the worker thread appends
+            return float(np.percentile(samples, q)) if samples else float("nan")
 
         return {
             "key_frames": float(self.key_frames), "nonkey_frames": float(self.nonkey_frames),
