@@ -398,14 +398,19 @@ class Rendered:
     Attributes:
         source: the instances given to :func:`render_outputs`.
         keep: [M] indices into ``source`` of the instances that own at least one pixel, in score order.
-        instance_ids: [H, W] uint16, 0 background, ``k + 1`` for ``source[keep[k]]``.
+        instance_ids: [H, W] uint16 published instance mask: 0 background, ``ids[k]`` for ``source[keep[k]]``.
         semantic: [H, W] uint8, 0 background, ``class_id + 1``.
+        ids: [M] uint16 published id of each kept instance (its track id, or ``k + 1`` untracked).
+        index_image: [H, W] uint8/uint16, 0 background, ``k + 1`` for ``source[keep[k]]`` (the frame's
+            own numbering, which the 3D step and ``~/semantic_confidence`` index by).
     """
 
     source: Instances
     keep: np.ndarray
     instance_ids: np.ndarray
     semantic: np.ndarray
+    ids: np.ndarray
+    index_image: np.ndarray
 
     @cached_property
     def instances(self) -> Instances:
@@ -413,11 +418,12 @@ class Rendered:
         return self.source if len(self.keep) == len(self.source) else self.source.select(self.keep)
 
 
-def render_outputs(inst: Instances) -> Rendered:
+def render_outputs(inst: Instances, track_ids: np.ndarray | None = None) -> Rendered:
     """Resolve overlaps (higher score owns a pixel) and drop instances left without pixels.
 
     Dropping invisible instances keeps Detection2D ids and ``~/instance_mask``
-    values a one-to-one match; the survivors are renumbered 1..N in score order.
+    values a one-to-one match. ``track_ids`` ([N] ids in 1..65535, unique, aligned with
+    ``inst``) become the mask values and ids; without them the survivors are numbered 1..M.
     """
     import cv2
 
@@ -435,14 +441,24 @@ def render_outputs(inst: Instances) -> Rendered:
             renumber[1 + keep] = np.arange(1, len(keep) + 1)
             ids = lookup(renumber, ids)
             class_ids = class_ids[keep]
-    return Rendered(inst, keep, ids.astype(np.uint16, copy=False), semantic_from_ids(ids, class_ids))
+    semantic = semantic_from_ids(ids, class_ids)
+    index = ids.astype(np.uint16, copy=False)
+    if track_ids is None:
+        return Rendered(inst, keep, index, semantic, np.arange(1, len(keep) + 1, dtype=np.uint16), ids)
+    track_ids = np.asarray(track_ids).reshape(-1)
+    if len(track_ids) != n:
+        raise ValueError(f"render_outputs: {len(track_ids)} track ids for {n} instances")
+    published = track_ids[keep].astype(np.uint16)
+    lut = np.zeros(len(keep) + 1, np.uint16)
+    lut[1:] = published
+    return Rendered(inst, keep, lookup(lut, ids), semantic, published, ids)
 
 
-def instances_to_detections(inst: Instances, header, class_id_format: str = "name", keep=None):
+def instances_to_detections(inst: Instances, header, class_id_format: str = "name", keep=None, ids=None):
     """``Instances`` -> ``vision_msgs/Detection2DArray`` (every Detection2D carries ``header``).
 
     ``keep`` ([M] indices, default all) selects and orders the instances; the k-th kept
-    one gets ``id = str(k + 1)`` (its value in the instance mask), the box centre/size in
+    one gets ``id = str(ids[k])`` (default ``k + 1``; its value in the instance mask), the box centre/size in
     input pixels and one hypothesis: the class name (``class_id_format="name"``) or the
     wire class index ``class_id + 1`` as text (``"index"``), with the score.
     """
@@ -458,7 +474,7 @@ def instances_to_detections(inst: Instances, header, class_id_format: str = "nam
         x1, y1, x2, y2 = boxes[i]
         det = Detection2D()
         det.header = header
-        det.id = str(k + 1)
+        det.id = str(k + 1 if ids is None else int(ids[k]))
         det.bbox.center.position.x = float((x1 + x2) * 0.5)
         det.bbox.center.position.y = float((y1 + y2) * 0.5)
         det.bbox.size_x = float(x2 - x1)

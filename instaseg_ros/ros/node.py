@@ -32,6 +32,7 @@ import re
 import sys
 import time
 import traceback
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -58,9 +59,11 @@ from instaseg_ros.ros.params import (
     class_filter_names,
     coerce,
     descriptor,
+    tracking_settings,
 )
 from instaseg_ros.ros.runner import run, spin_guarded
 from instaseg_ros.ros.scheduler import FrameStats, LatestFrameWorker
+from instaseg_ros.tracking import Tracker, TrackerConfig
 
 __all__ = ["NODE_NAME", "InstasegNode", "main", "spin_guarded"]
 
@@ -104,6 +107,11 @@ class InstasegNode(LifecycleNode):
         self._last_logged: dict[str, float] = {}
         self._last_received = 0.0
         self._silence: InputSilence | None = None
+        # one tracker for the node's life (reset on configure/deactivate: ids never restart at 1);
+        # parameter changes are handed to the worker, which applies them before its next frame
+        self._tracker = Tracker()
+        self._pending_tracking: TrackerConfig | None = None
+        self._tracking_ms: deque[float] = deque(maxlen=300)
         self._declare_all()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(
@@ -219,8 +227,15 @@ class InstasegNode(LifecycleNode):
                 out.append(p)
         return out
 
+    def _group_values(self, prefix: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Every parameter under ``prefix``: its current value, or the one in ``changes``."""
+        out = {s.name: self._value(s.name) for s in PARAMS if s.name.startswith(prefix)}
+        out.update({k: v for k, v in changes.items() if k.startswith(prefix)})
+        return out
+
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         infer_changes = {}
+        group_changes = {p.name: p.value for p in params if p.name.startswith(("tracking.", "depth."))}
         for p in params:
             spec = SPECS.get(p.name)
             if spec is None:
@@ -247,9 +262,18 @@ class InstasegNode(LifecycleNode):
                 self._infer.updated(**infer_changes)
             except (ValueError, TypeError) as e:
                 return SetParametersResult(successful=False, reason=str(e))
+        if any(k.startswith("tracking.") for k in group_changes):
+            try:  # cross-field rules (low_threshold <= high_threshold, weights not both 0)
+                TrackerConfig.from_dict(tracking_settings(self._group_values("tracking.", group_changes)))
+            except (ValueError, TypeError) as e:
+                return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
+        if any(p.name.startswith("tracking.") for p in params):
+            self._pending_tracking = TrackerConfig.from_dict(
+                tracking_settings(self._group_values("tracking.", {}))
+            )
         changes = {p.name: p.value for p in params if p.name in INFER_KEYS}
         if changes:
             if "class_filter" in changes:
@@ -332,6 +356,7 @@ class InstasegNode(LifecycleNode):
             self.get_logger().debug("".join(traceback.format_exception(type(e), e, e.__traceback__)))
             return TransitionCallbackReturn.FAILURE
         self._seg, self._configure_error = seg, ""
+        self._tracker.reset()
         conv.quiet_decoders()
         out_qos = QoSProfile(
             depth=2, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
@@ -425,6 +450,7 @@ class InstasegNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_input()
+        self._tracker.reset()  # the worker has stopped: no frame is being tracked
         self._state = "inactive"
         return super().on_deactivate(state)
 
@@ -523,7 +549,8 @@ class InstasegNode(LifecycleNode):
             return
         header = msg.header
         inst, inference_s = self._segment(seg, image, infer)
-        out = self._publish_2d(pubs, inst, header)
+        track_ids = self._track(inst, image, header)
+        out = self._publish_2d(pubs, inst, header, track_ids)
         self._stats.record_processed(time.monotonic() - received, inference_s, key=stamp_ns(header))
         debug = pubs["debug_image"]
         if self._value("debug_image") and debug.get_subscription_count() > 0:
@@ -536,13 +563,36 @@ class InstasegNode(LifecycleNode):
         inst = seg.segment([image], infer)[0]
         return inst, time.perf_counter() - t0
 
-    def _publish_2d(self, pubs: dict, inst, header) -> conv.Rendered:
-        """~/instance_mask, ~/semantic_mask and ~/detections for ``inst``, all with ``header``."""
-        out = conv.render_outputs(inst)
+    def _track(self, inst, image: np.ndarray, header) -> np.ndarray | None:
+        """[N] uint16 track ids of ``inst`` (None when tracking is off or failed on this frame: the
+        frame is then published with per-frame ids 1..M). Applies a pending parameter change first."""
+        tracker = self._tracker
+        pending, self._pending_tracking = self._pending_tracking, None
+        if pending is not None:
+            tracker.configure(pending)
+        if not tracker.config.enabled:
+            return None
+        t0 = time.perf_counter()
+        try:
+            ids = tracker.update(inst, image, stamp_ns(header))
+        except (ValueError, RuntimeError) as e:
+            self._stats.count("errors")
+            self._log_throttled(f"tracking skipped for this frame, tracks reset: {e}", "tracking")
+            tracker.reset()
+            return None
+        self._tracking_ms.append((time.perf_counter() - t0) * 1e3)
+        return ids
+
+    def _publish_2d(self, pubs: dict, inst, header, track_ids: np.ndarray | None = None) -> conv.Rendered:
+        """~/instance_mask, ~/semantic_mask and ~/detections for ``inst``, all with ``header``; the
+        mask values and Detection2D ids are ``track_ids`` (else 1..M)."""
+        out = conv.render_outputs(inst, track_ids)
         pubs["instance_mask"].publish(conv.numpy_to_image(out.instance_ids, "mono16", header))
         pubs["semantic_mask"].publish(conv.numpy_to_image(out.semantic, "mono8", header))
         pubs["detections"].publish(
-            conv.instances_to_detections(out.source, header, self._value("class_id_format"), keep=out.keep)
+            conv.instances_to_detections(
+                out.source, header, self._value("class_id_format"), keep=out.keep, ids=out.ids
+            )
         )
         return out
 
@@ -596,6 +646,7 @@ class InstasegNode(LifecycleNode):
             "model_weights": self._value("model.weights"),
             "input_topic": self._input_topic,
             "input_transport": self._value("input_transport"),
+            **self._tracking_info(),
         }
         problems, self._problems = self._problems, []
         errors, self._errors = self._errors, []
@@ -617,6 +668,27 @@ class InstasegNode(LifecycleNode):
             )
         ]
         self._diag_pub.publish(arr)
+
+    def _tracking_info(self) -> dict[str, object]:
+        """Diagnostics of the tracker: live/lost/confirmed tracks of the last frame, births, deaths,
+        re-identifications, resets and the tracking time (ms, last 300 frames)."""
+        st = self._tracker.stats
+        times = np.asarray(tuple(self._tracking_ms), np.float64)  # a copy: the worker appends
+        p50, p95 = (np.percentile(times, [50, 95]) if len(times) else (float("nan"), float("nan")))
+        return {
+            "tracking_enabled": self._tracker.config.enabled,
+            "tracks_live": st.live,
+            "tracks_lost": st.lost,
+            "tracks_confirmed": st.confirmed,
+            "track_births": st.births,
+            "track_deaths": st.deaths,
+            "track_reidentifications": st.reidentifications,
+            "track_appearance_reids": st.appearance_reids,
+            "track_resets": st.resets,
+            "track_time_jumps": st.time_jumps,
+            "tracking_ms_p50": float(p50),
+            "tracking_ms_p95": float(p95),
+        }
 
     def destroy_node(self) -> None:
         self._stop_input()

@@ -106,10 +106,34 @@ PARAMS: tuple[ParamSpec, ...] = (
         "input QoS reliability (keep last 1)",
         choices=("best_effort", "reliable"),
     ),
+    # multi-object tracking: Detection2D.id and the instance-mask value are the track id
+    ParamSpec("tracking.enabled", True, RUNTIME, "stable track ids across frames; false = per-frame 1..N"),
+    ParamSpec("tracking.max_age", 30, RUNTIME, "frames a lost confirmed track is kept", (0, 10000)),
+    ParamSpec("tracking.min_hits", 2, RUNTIME, "matched frames before a track is confirmed", (1, 1000)),
+    ParamSpec("tracking.high_threshold", 0.5, RUNTIME, "score of first-stage detections", (0.0, 1.0)),
+    ParamSpec("tracking.low_threshold", 0.1, RUNTIME, "least score that may extend a track", (0.0, 1.0)),
+    ParamSpec("tracking.match_threshold", 0.3, RUNTIME, "least box+mask IoU similarity", (0.0, 1.0)),
+    ParamSpec("tracking.low_match_threshold", 0.5, RUNTIME, "least box IoU, low scores", (0.0, 1.0)),
+    ParamSpec(
+        "tracking.appearance_threshold", 0.7, RUNTIME, "least colour similarity to re-identify", (0.0, 1.0)
+    ),
+    ParamSpec("tracking.reid_distance", 1.0, RUNTIME, "re-id gate in box diagonals", (0.0, 100.0)),
+    ParamSpec("tracking.box_weight", 0.5, RUNTIME, "weight of box IoU in the similarity", (0.0, 1.0)),
+    ParamSpec("tracking.mask_weight", 0.5, RUNTIME, "weight of mask IoU in the similarity", (0.0, 1.0)),
+    ParamSpec("tracking.mask_stride", 8, RUNTIME, "masks compared on every n-th pixel", (1, 64)),
+    # 3D from a registered depth image (depth/image_raw + depth/camera_info)
+    ParamSpec("depth.enabled", False, INACTIVE, "subscribe depth/image_raw + depth/camera_info; 3D outputs"),
+    ParamSpec("depth.min", 0.2, RUNTIME, "nearest valid depth (m)", (0.0, 100.0)),
+    ParamSpec("depth.max", 10.0, RUNTIME, "farthest valid depth (m)", (0.01, 100.0)),
+    ParamSpec("depth.sync_tolerance", 0.02, INACTIVE, "max |depth stamp - colour stamp| (s)", (0.0, 1.0)),
+    ParamSpec("depth.erode_px", 2, RUNTIME, "mask erosion against edge bleeding (colour px)", (0, 20)),
+    ParamSpec("depth.min_points", 20, RUNTIME, "fewest valid depth points for a 3D entry", (1, 100000)),
+    ParamSpec("depth.points_decimation", 4, RUNTIME, "~/points keeps every n-th pixel in x and y", (1, 64)),
     ParamSpec("autostart", True, READ_ONLY, "configure and activate at start-up"),
     ParamSpec("diagnostics_period", 1.0, READ_ONLY, "seconds between /diagnostics messages", (0.1, 60.0)),
 )
 SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
+TRACKING_PREFIX, DEPTH_PREFIX = "tracking.", "depth."
 INFER_KEYS = (
     "score_threshold",
     "nms_threshold",
@@ -222,3 +246,23 @@ def coerce(name: str, param: Parameter) -> Parameter:
     if name == "class_filter" and param.type_ == Parameter.Type.STRING:
         return Parameter(name, Parameter.Type.STRING_ARRAY, class_filter_names(param.value))
     return param
+
+
+_DEPTH_FIELDS = {
+    "depth.min": "min_m",
+    "depth.max": "max_m",
+    "depth.erode_px": "erode_px",
+    "depth.min_points": "min_points",
+    "depth.points_decimation": "points_decimation",
+}
+
+
+def tracking_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """``tracking.*`` parameter values -> ``TrackerConfig`` keyword arguments (prefix stripped)."""
+    return {k[len(TRACKING_PREFIX) :]: v for k, v in values.items() if k.startswith(TRACKING_PREFIX)}
+
+
+def depth_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """``depth.*`` parameter values -> ``Depth3DParams`` keyword arguments (``enabled`` and
+    ``sync_tolerance`` are the node's own)."""
+    return {_DEPTH_FIELDS[k]: v for k, v in values.items() if k in _DEPTH_FIELDS}
