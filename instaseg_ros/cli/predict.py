@@ -43,6 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     p.add_argument("--out", default="predictions", help="output folder (created)")
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
+    p.add_argument(
+        "--format",
+        choices=("coco", "labelstudio"),
+        default="coco",
+        help="labelstudio: also DIR/tasks.json (predictions) + DIR/labeling_config.xml, image URLs for "
+        "Label Studio's local files under the current folder (see `instaseg label-studio predict`)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -96,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
-    results, images = [], []
+    results, images, tasks = [], [], []
     for image_id, f in enumerate(files, start=1):
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
@@ -110,6 +117,18 @@ def run(args: argparse.Namespace) -> int:
             return 2
         dt = time.perf_counter() - t0
         results += instances_to_coco(inst, image_id)
+        if args.format == "labelstudio":
+            from instaseg_ros.web import labelstudio as ls
+
+            try:
+                url = ls.local_files_url(f, Path.cwd())
+            except ValueError as e:
+                print(f"instaseg predict: error: {e}; use `instaseg label-studio predict`", file=sys.stderr)
+                return 2
+            from instaseg_ros.web.inference import ModelKey, model_version
+
+            version = model_version(ModelKey(args.model, args.weights or "", args.backend, args.device))
+            tasks.append(ls.make_task(url, inst, version))
         images.append({"id": image_id, "file_name": str(f), "height": img.shape[0], "width": img.shape[1]})
         if not args.no_overlay:
             cv2.imwrite(str(out / "overlays" / f"{f.stem}.png"), draw_instances(img, inst))
@@ -120,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
         )
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(seg.class_names)]
     (out / "results.json").write_text(json.dumps(results))
+    if args.format == "labelstudio":
+        from instaseg_ros.web.labelstudio import write_tasks
+
+        write_tasks(out, tasks, seg.class_names)
+        print(f"wrote Label Studio tasks and labeling_config.xml to {out}/")
     (out / "images.json").write_text(json.dumps({"images": images, "categories": categories}, indent=1))
     print(
         f"wrote {len(results)} detections for {len(files)} images to {out}/results.json"

@@ -143,3 +143,28 @@ def test_local_files_url_and_export_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         ls.resolve_coco_export(export, [root], tmp_path / "out2")
     assert Path(out).is_file()
+
+
+def test_predict_format_labelstudio_equals_label_studio_predict(tmp_path, monkeypatch):
+    """``instaseg predict --format labelstudio`` = ``instaseg label-studio predict`` (same tasks)."""
+    from instaseg_ros.cli import main
+    from instaseg_ros.data.synthetic import SynthConfig, generate_scene
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for seed in (1, 2):
+        cv2.imwrite(
+            str(frames / f"f{seed}.png"), generate_scene(seed, SynthConfig(width=320, height=240)).image
+        )
+    weights = str(REPO / "models" / "yolact_se_r18_indoor.pth")
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "frames", "--weights", weights, "--format", "labelstudio", "--out", "a"]) == 0
+    assert main(["label-studio", "predict", "frames", "--weights", weights, "--out", "b"]) == 0
+    a, b = (json.loads((tmp_path / d / "tasks.json").read_text()) for d in "ab")
+    assert a == b and len(a) == 2
+    assert a[0]["data"]["image"] == "/data/local-files/?d=frames/f1.png"
+    assert (tmp_path / "a" / "labeling_config.xml").read_text() == ls.labeling_config(NAMES)
+    outside = tmp_path.parent / f"{tmp_path.name}_elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    assert main(["predict", str(frames), "--weights", weights, "--format", "labelstudio", "--out", "c"]) == 2
