@@ -24,7 +24,6 @@ net widths and the pair sampling. ``data.train`` / ``data.val`` must be ``kind: 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -245,9 +244,10 @@ class FlowNetTask(BaseTask):
     # ------------------------------------------------------------------ checkpoints
     def save_inference(self, path: Path, fp16: bool = False, **extra: Any) -> None:
         """The flow net with its detector's name and SHA-256 and the training facts."""
+        from instaseg_ros.hub.download import file_sha256
         from instaseg_ros.models.yolact.temporal import save_flow_net
 
-        det = {"file": self.detector_file.name, "sha256": _sha256(self.detector_file)}
+        det = {"file": self.detector_file.name, "sha256": file_sha256(self.detector_file)}
         write_atomic(path, lambda tmp: save_flow_net(tmp, self.module.flow_net, fp16, detector=det,
                                                      training=extra))  # fmt: skip
 
@@ -279,14 +279,6 @@ def sequence_metrics(make_runner: Any, sequences: list[list[Any]], params: Any) 
     metrics = evaluate_coco(scenes_to_coco(scenes, start_id=1), results)
     metrics["key_ratio"] = keys / max(1, len(scenes))
     return metrics
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _build(cls: type, data: dict[str, Any] | None, where: str) -> Any:
