@@ -123,11 +123,18 @@ class IdTable:
         return cls(text, index, score, name)
 
 
-def detections_3d(objs: Objects3D, table: IdTable, header):
+def _published(ids: np.ndarray | None, k: int) -> int:
+    """The published id of frame index ``k`` (1-based): ``ids[k - 1]`` (track ids), else ``k``."""
+    return k if ids is None else int(ids[k - 1])
+
+
+def detections_3d(objs: Objects3D, table: IdTable, header, ids: np.ndarray | None = None):
     """:class:`Objects3D` -> ``vision_msgs/Detection3DArray`` (every Detection3D carries ``header``).
 
-    Per instance: ``id = str(k)``, one hypothesis (class text, score), ``bbox.center`` =
-    robust centre (identity orientation: axis-aligned in the optical frame), ``bbox.size`` = extent.
+    Per instance: ``id = str(k)`` (``str(ids[k - 1])`` when ``ids`` [M] maps the frame's indices to
+    published ids, e.g. track ids: the same as the 2D detection's), one hypothesis (class text,
+    score), ``bbox.center`` = robust centre (identity orientation: axis-aligned in the optical
+    frame), ``bbox.size`` = extent.
     """
     from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
 
@@ -138,7 +145,7 @@ def detections_3d(objs: Objects3D, table: IdTable, header):
     for j, k in enumerate(objs.ids.tolist()):
         det = Detection3D()
         det.header = header
-        det.id = str(k)
+        det.id = str(_published(ids, k))
         pos = det.bbox.center.position
         pos.x, pos.y, pos.z = (float(v) for v in centers[j])
         sz = det.bbox.size
@@ -154,10 +161,11 @@ def detections_3d(objs: Objects3D, table: IdTable, header):
     return out
 
 
-def point_cloud(objs: Objects3D, table: IdTable, header):
+def point_cloud(objs: Objects3D, table: IdTable, header, ids: np.ndarray | None = None):
     """The instances' points -> ``sensor_msgs/PointCloud2`` (x y z float32, instance_id class_id uint16).
 
-    One unorganised row (height 1), 16-byte little-endian points, ``is_dense`` (no NaN).
+    One unorganised row (height 1), 16-byte little-endian points, ``is_dense`` (no NaN);
+    ``instance_id`` is the published id (``ids``, see :func:`detections_3d`).
     """
     from sensor_msgs.msg import PointCloud2, PointField
 
@@ -165,7 +173,12 @@ def point_cloud(objs: Objects3D, table: IdTable, header):
     rec = np.empty(n, POINT_DTYPE)
     if n:
         rec["x"], rec["y"], rec["z"] = objs.points[:, 0], objs.points[:, 1], objs.points[:, 2]
-        rec["instance_id"] = objs.point_ids
+        if ids is None:
+            rec["instance_id"] = objs.point_ids
+        else:
+            lut = np.zeros(len(ids) + 1, np.uint16)
+            lut[1:] = ids
+            rec["instance_id"] = lut[objs.point_ids]
         rec["class_id"] = table.class_index[objs.point_ids]
     msg = PointCloud2()
     msg.header = header
@@ -204,10 +217,13 @@ def point_cloud_to_numpy(msg) -> np.ndarray:
     return np.frombuffer(bytes(msg.data), POINT_DTYPE, count=int(msg.width) * int(msg.height))
 
 
-def markers(objs: Objects3D, table: IdTable, header, text_height: float = 0.12):
+def markers(
+    objs: Objects3D, table: IdTable, header, text_height: float = 0.12, ids: np.ndarray | None = None
+):
     """``visualization_msgs/MarkerArray``: DELETEALL, then per instance a CUBE and a TEXT_VIEW_FACING label.
 
-    Boxes (ns ``instaseg_boxes``) and labels (ns ``instaseg_labels``) use marker id = instance id;
+    Boxes (ns ``instaseg_boxes``) and labels (ns ``instaseg_labels``) use marker id = the published
+    instance id (``ids``, see :func:`detections_3d`); the label reads "#id name score";
     colour = the class colour of the debug image; the label ("name 0.87") floats above the box
     (optical frame: -y is up).
     """
@@ -222,19 +238,20 @@ def markers(objs: Objects3D, table: IdTable, header, text_height: float = 0.12):
         sx, sy, sz = (max(float(v), _MIN_MARKER_SIZE) for v in objs.sizes[j])
         b, g, r = instance_color(int(table.class_index[k]) - 1)
         box = Marker()
-        box.header, box.ns, box.id = header, MARKER_NS_BOX, k
+        pid = _published(ids, k)
+        box.header, box.ns, box.id = header, MARKER_NS_BOX, pid
         box.type, box.action = Marker.CUBE, Marker.ADD
         box.pose.position.x, box.pose.position.y, box.pose.position.z = cx, cy, cz
         box.scale.x, box.scale.y, box.scale.z = sx, sy, sz
         box.color.r, box.color.g, box.color.b, box.color.a = r / 255.0, g / 255.0, b / 255.0, 0.4
         label = Marker()
-        label.header, label.ns, label.id = header, MARKER_NS_LABEL, k
+        label.header, label.ns, label.id = header, MARKER_NS_LABEL, pid
         label.type, label.action = Marker.TEXT_VIEW_FACING, Marker.ADD
         label.pose.position.x, label.pose.position.z = cx, cz
         label.pose.position.y = cy - 0.5 * sy - text_height
         label.scale.z = text_height
         label.color.r = label.color.g = label.color.b = label.color.a = 1.0
-        label.text = f"{table.name[k]} {float(table.score[k]):.2f}"
+        label.text = f"#{pid} {table.name[k]} {float(table.score[k]):.2f}"
         out += [box, label]
     msg = MarkerArray()
     msg.markers = out

@@ -30,6 +30,7 @@ import functools
 import gc
 import re
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -41,11 +42,13 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 from instaseg_ros.core.stamps import stamp_ns
+from instaseg_ros.geometry import Depth3DParams, DepthSync, instances_3d
 from instaseg_ros.ros import conversions as conv
+from instaseg_ros.ros import conversions_3d as c3
 from instaseg_ros.ros.diagnostics import node_status
 from instaseg_ros.ros.health import InputSilence, duplicate_name_warning
 from instaseg_ros.ros.params import (
@@ -58,6 +61,7 @@ from instaseg_ros.ros.params import (
     check,
     class_filter_names,
     coerce,
+    depth_settings,
     descriptor,
     tracking_settings,
 )
@@ -112,6 +116,15 @@ class InstasegNode(LifecycleNode):
         self._tracker = Tracker()
         self._pending_tracking: TrackerConfig | None = None
         self._tracking_ms: deque[float] = deque(maxlen=300)
+        # 3D: depth/image_raw + depth/camera_info paired with colour frames by stamp (while active)
+        self._depth_params = Depth3DParams()
+        self._depth_sync: DepthSync | None = None
+        self._depth_lock = threading.Lock()  # DepthSync is fed by callbacks and read by the worker
+        self._depth_subs: list = []
+        self._depth_counts = {"depth_rejected": 0, "instances_without_3d": 0}
+        self._depth_ms: deque[float] = deque(maxlen=300)
+        self._last_paired = 0.0
+        self._last_processed = 0.0
         self._declare_all()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(
@@ -267,6 +280,11 @@ class InstasegNode(LifecycleNode):
                 TrackerConfig.from_dict(tracking_settings(self._group_values("tracking.", group_changes)))
             except (ValueError, TypeError) as e:
                 return SetParametersResult(successful=False, reason=str(e))
+        if any(k.startswith("depth.") for k in group_changes):
+            try:  # depth.min < depth.max
+                Depth3DParams(**depth_settings(self._group_values("depth.", group_changes))).check()
+            except (ValueError, TypeError) as e:
+                return SetParametersResult(successful=False, reason=str(e))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
@@ -274,6 +292,8 @@ class InstasegNode(LifecycleNode):
             self._pending_tracking = TrackerConfig.from_dict(
                 tracking_settings(self._group_values("tracking.", {}))
             )
+        if any(p.name.startswith("depth.") for p in params):
+            self._depth_params = Depth3DParams(**depth_settings(self._group_values("depth.", {})))
         changes = {p.name: p.value for p in params if p.name in INFER_KEYS}
         if changes:
             if "class_filter" in changes:
@@ -364,7 +384,9 @@ class InstasegNode(LifecycleNode):
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
-        from vision_msgs.msg import Detection2DArray, LabelInfo
+        from sensor_msgs.msg import PointCloud2
+        from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
+        from visualization_msgs.msg import MarkerArray
 
         self._pubs = {
             "detections": self.create_lifecycle_publisher(Detection2DArray, "~/detections", 10),
@@ -372,6 +394,10 @@ class InstasegNode(LifecycleNode):
             "semantic_mask": self.create_lifecycle_publisher(Image, "~/semantic_mask", out_qos),
             "debug_image": self.create_lifecycle_publisher(Image, "~/debug_image", out_qos),
             "label_info": self.create_lifecycle_publisher(LabelInfo, "~/label_info", latched),
+            "semantic_confidence": self.create_lifecycle_publisher(Image, "~/semantic_confidence", out_qos),
+            "detections_3d": self.create_lifecycle_publisher(Detection3DArray, "~/detections_3d", 10),
+            "points": self.create_lifecycle_publisher(PointCloud2, "~/points", out_qos),
+            "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", out_qos),
         }
         self.get_logger().info(
             f"configured: {family} ({len(seg.class_names)} classes) on {seg.device} {seg.precision} "
@@ -422,6 +448,8 @@ class InstasegNode(LifecycleNode):
                 (CompressedImage, self._on_compressed) if compressed else (Image, self._on_image)
             )
             self._sub = self.create_subscription(msg_type, self._input_topic, self._guarded(callback), qos)
+            if self._value("depth.enabled"):
+                self._start_depth(reliability)
         except Exception as exc:  # noqa: BLE001
             self.report_exception("activate", exc)
             self._stop_input()
@@ -439,14 +467,46 @@ class InstasegNode(LifecycleNode):
         )
         return TransitionCallbackReturn.SUCCESS
 
+    def _start_depth(self, reliability: ReliabilityPolicy) -> None:
+        """Subscribe ``depth/image_raw`` and ``depth/camera_info`` (node-relative, remappable; the
+        input's reliability, keep last 5) into a fresh stamp synchroniser."""
+        tolerance_ns = int(round(float(self._value("depth.sync_tolerance")) * 1e9))
+        with self._depth_lock:
+            self._depth_sync = DepthSync(tolerance_ns, buffer_size=10)
+        self._last_paired = time.monotonic()
+        qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
+                         durability=DurabilityPolicy.VOLATILE)  # fmt: skip
+        on_depth, on_info = self._guarded(self._on_depth), self._guarded(self._on_depth_info)
+        self._depth_subs = [
+            self.create_subscription(Image, "depth/image_raw", on_depth, qos),
+            self.create_subscription(CameraInfo, "depth/camera_info", on_info, qos),
+        ]
+        topics = [self.resolve_topic_name(t) for t in ("depth/image_raw", "depth/camera_info")]
+        self.get_logger().info(f"depth: {' + '.join(topics)} (sync tolerance {tolerance_ns / 1e6:.0f} ms)")
+
+    def _on_depth(self, msg: Image) -> None:
+        with self._depth_lock:
+            if self._depth_sync is not None:
+                self._depth_sync.add_depth(stamp_ns(msg.header), msg)
+
+    def _on_depth_info(self, msg: CameraInfo) -> None:
+        with self._depth_lock:
+            if self._depth_sync is not None:
+                self._depth_sync.add_info(stamp_ns(msg.header), msg)
+
     def _stop_input(self) -> None:
         if self._sub is not None:
             self.destroy_subscription(self._sub)
             self._sub = None
+        for sub in self._depth_subs:
+            self.destroy_subscription(sub)
+        self._depth_subs = []
         if self._worker is not None:
             if not self._worker.stop(timeout=30.0):
                 self.get_logger().warning("worker thread did not stop within 30 s")
             self._worker = None
+        with self._depth_lock:
+            self._depth_sync = None
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_input()
@@ -551,6 +611,9 @@ class InstasegNode(LifecycleNode):
         inst, inference_s = self._segment(seg, image, infer)
         track_ids = self._track(inst, image, header)
         out = self._publish_2d(pubs, inst, header, track_ids)
+        if self._depth_sync is not None:
+            self._publish_3d(pubs, out, header)
+        self._last_processed = time.monotonic()
         self._stats.record_processed(time.monotonic() - received, inference_s, key=stamp_ns(header))
         debug = pubs["debug_image"]
         if self._value("debug_image") and debug.get_subscription_count() > 0:
@@ -594,7 +657,52 @@ class InstasegNode(LifecycleNode):
                 out.source, header, self._value("class_id_format"), keep=out.keep, ids=out.ids
             )
         )
+        confidence = pubs["semantic_confidence"]
+        if confidence.get_subscription_count() > 0:  # for the Nav2 semantic segmentation layer
+            table = c3.IdTable.from_instances(out.instances)
+            image = c3.confidence_image(out.index_image, table)
+            confidence.publish(conv.numpy_to_image(image, "mono8", header))
         return out
+
+    def _publish_3d(self, pubs: dict, out: conv.Rendered, header) -> None:
+        """~/detections_3d (every paired frame, even with no objects) and, while subscribed, ~/points and
+        ~/markers: the colour stamp, the depth CameraInfo's optical frame, the 2D ids. A colour frame
+        without depth within ``depth.sync_tolerance`` gets its 2D outputs only (counted); bad depth
+        input is logged (throttled), counted as ``depth_rejected`` and skipped."""
+        t0 = time.perf_counter()
+        with self._depth_lock:
+            sync = self._depth_sync
+            match = sync.match(stamp_ns(header)) if sync is not None else None
+        if match is None:
+            return
+        self._last_paired = time.monotonic()
+        try:
+            if match.info is None:
+                raise ValueError("depth image without CameraInfo: nothing received on depth/camera_info")
+            depth = c3.depth_image_to_numpy(match.depth)
+            intr = c3.intrinsics_from_camera_info(match.info, depth.shape)
+            h3 = c3.header_3d(header, match.info.header.frame_id)
+            want_points = pubs["points"].get_subscription_count() > 0
+            objs = instances_3d(
+                out.index_image, depth, match.depth.encoding, intr, self._depth_params,
+                boxes=out.instances.boxes, with_points=want_points,
+            )  # fmt: skip
+        except ValueError as e:
+            self._depth_counts["depth_rejected"] += 1
+            text = f"3D skipped for this frame (2D published): {e}"
+            if len(self._problems) < 100:
+                self._problems.append(text)
+            self._log_throttled(text, "depth:" + re.sub(r"[\d'\"].*", "", str(e)))
+            return
+        self._depth_counts["instances_without_3d"] += objs.n_too_few
+        fmt = self._value("class_id_format")
+        table = c3.IdTable.from_instances(out.instances, class_id_format=fmt)
+        pubs["detections_3d"].publish(c3.detections_3d(objs, table, h3, ids=out.ids))
+        if want_points:
+            pubs["points"].publish(c3.point_cloud(objs, table, h3, ids=out.ids))
+        if pubs["markers"].get_subscription_count() > 0:
+            pubs["markers"].publish(c3.markers(objs, table, h3, ids=out.ids))
+        self._depth_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _publish_debug(self, pub, image, inst, header) -> None:
         if self._draw is None:
@@ -624,6 +732,19 @@ class InstasegNode(LifecycleNode):
             if text:
                 self._problems.append(text)
                 self._log_throttled(text, "no-data", period=30.0, level="warning")
+        if (
+            self._state == "active"
+            and self._depth_sync is not None
+            and now - self._last_processed < 2.0
+            and now - self._last_paired > 5.0
+        ):
+            text = (
+                f"no depth within {self._depth_sync.tolerance_ns / 1e6:.0f} ms of the colour stamps for "
+                f"{now - self._last_paired:.0f} s: check the depth/image_raw remapping and "
+                "depth.sync_tolerance"
+            )
+            self._problems.append(text)
+            self._log_throttled(text, "no-depth", period=30.0, level="warning")
         text = duplicate_name_warning(
             self.get_node_names_and_namespaces(),
             self.get_name(),
@@ -647,6 +768,7 @@ class InstasegNode(LifecycleNode):
             "input_topic": self._input_topic,
             "input_transport": self._value("input_transport"),
             **self._tracking_info(),
+            **self._depth_info(),
         }
         problems, self._problems = self._problems, []
         errors, self._errors = self._errors, []
@@ -688,6 +810,23 @@ class InstasegNode(LifecycleNode):
             "track_time_jumps": st.time_jumps,
             "tracking_ms_p50": float(p50),
             "tracking_ms_p95": float(p95),
+        }
+
+    def _depth_info(self) -> dict[str, object]:
+        """Diagnostics of the 3D step: pairing counters, rejected depth, instances without a 3D entry,
+        3D time (ms, last 300 paired frames)."""
+        with self._depth_lock:
+            counts = self._depth_sync.counters() if self._depth_sync is not None else {}
+        times = np.asarray(tuple(self._depth_ms), np.float64)
+        p50, p95 = (np.percentile(times, [50, 95]) if len(times) else (float("nan"), float("nan")))
+        return {
+            "depth_enabled": bool(self._value("depth.enabled")),
+            "depth_paired": counts.get("paired", 0),
+            "depth_unpaired": counts.get("unpaired", 0),
+            "depth_no_info": counts.get("no_info", 0),
+            **self._depth_counts,
+            "depth_ms_p50": float(p50),
+            "depth_ms_p95": float(p95),
         }
 
     def destroy_node(self) -> None:

@@ -17,7 +17,7 @@ from vision_msgs.msg import Detection3DArray  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from instaseg_ros.core.instances import Instances  # noqa: E402
-from instaseg_ros.geometry import Depth3DParams, Intrinsics, instances_3d  # noqa: E402
+from instaseg_ros.geometry import Depth3DParams, Intrinsics, Objects3D, instances_3d  # noqa: E402
 from instaseg_ros.geometry.raycast import render_boxes  # noqa: E402
 from instaseg_ros.ros import conversions_3d as c3  # noqa: E402
 
@@ -142,7 +142,7 @@ def test_markers_clear_then_box_and_label_per_instance():
     assert [m.id for m in boxes] == [m.id for m in labels] == [1, 2, 3]
     assert all(m.type == Marker.CUBE and m.action == Marker.ADD for m in boxes)
     assert all(m.type == Marker.TEXT_VIEW_FACING for m in labels)
-    assert labels[0].text == "c56 0.90"
+    assert labels[0].text == "#1 c56 0.90"
     assert boxes[1].pose.position.z == pytest.approx(float(objs.centers[1, 2]))
     assert boxes[1].scale.x == pytest.approx(float(objs.sizes[1, 0]))
     assert labels[1].pose.position.y < boxes[1].pose.position.y  # above the box (optical y is down)
@@ -197,3 +197,21 @@ def test_depth_input_errors():
     assert c3.intrinsics_from_camera_info(info, depth_shape=(480, 640)) == INTR
     with pytest.raises(ValueError, match="empty frame_id"):
         c3.header_3d(header(), "")
+
+
+def test_published_ids_map_frame_indices_to_track_ids_in_every_3d_message():
+    _, inst, objs = scene()
+    table = c3.IdTable.from_instances(inst)
+    track = np.array([400, 7, 65535], np.uint16)  # frame index k -> track[k - 1]
+    want = [str(int(track[k - 1])) for k in objs.ids.tolist()]
+    det = c3.detections_3d(objs, table, header(), ids=track)
+    assert [d.id for d in det.detections] == want
+    mk = c3.markers(objs, table, header(), ids=track)
+    assert [str(m.id) for m in mk.markers[1:] if m.ns == c3.MARKER_NS_BOX] == want
+    assert mk.markers[2].text.startswith(f"#{want[0]} ")
+    if len(objs.points) == 0:
+        objs = Objects3D(objs.ids, objs.centers, objs.sizes, objs.n_points,
+                            points=np.zeros((3, 3), np.float32), point_ids=objs.ids.copy())  # fmt: skip
+    pts = c3.point_cloud_to_numpy(c3.point_cloud(objs, table, header(), ids=track))
+    assert set(pts["instance_id"].tolist()) <= set(track.tolist())
+    np.testing.assert_array_equal(pts["instance_id"], track[objs.point_ids.astype(int) - 1])
