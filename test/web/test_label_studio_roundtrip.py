@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, free_port, need
+from web_helpers import REPO, free_port, need
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

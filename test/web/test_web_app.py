@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from web_helpers import REPO
 
 from instaseg_ros.core.masks import decode_rle
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import png_with_header
+from web_helpers import png_with_header
 
 from instaseg_ros.core.masks import decode_rle
 

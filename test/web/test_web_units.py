@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, png_with_header
+from web_helpers import REPO, png_with_header
 
 from instaseg_ros.core.instances import Instances
 from instaseg_ros.core.masks import decode_rle
