@@ -3,9 +3,13 @@
     ros2 launch instaseg_ros instaseg.launch.py image:=/camera/color/image_raw weights:=/path/model.pth
     ros2 launch instaseg_ros instaseg.launch.py use_compressed:=true rviz:=true \\
         params_file:=$(ros2 pkg prefix instaseg_ros)/share/instaseg_ros/config/yolo_fcn.yaml
+    ros2 launch instaseg_ros instaseg.launch.py depth:=true rviz:=true \\
+        depth_image:=/camera/camera/aligned_depth_to_color/image_raw \\
+        depth_camera_info:=/camera/camera/aligned_depth_to_color/camera_info
 
 Arguments: image, namespace, params_file, weights (overrides model.weights when non-empty),
-use_compressed, rviz, node_name, use_sim_time, log_level.
+use_compressed, depth (sets depth.enabled), depth_image, depth_camera_info (the registered depth
+image and its CameraInfo), rviz, node_name, use_sim_time, log_level.
 
 The node gets FASTRTPS_DEFAULT_PROFILES_FILE=<share>/config/fastdds_large_images.xml (Fast DDS's default
 shared-memory segment is smaller than one camera image) unless the environment already names a profile;
@@ -46,7 +50,8 @@ def _rviz_config(share: str, node_ns: str, image: str, compressed: bool) -> str:
     """config/instaseg.rviz with its topics pointed at this node and camera (written to a temp file)."""
     with open(os.path.join(share, "config", "instaseg.rviz")) as f:
         text = f.read()
-    text = text.replace("/instaseg_node/debug_image", f"{node_ns}/debug_image")
+    for topic in ("debug_image", "markers", "points"):
+        text = text.replace(f"/instaseg_node/{topic}", f"{node_ns}/{topic}")
     # rviz2 picks the image_transport plugin from a topic ending in its name
     text = text.replace("/camera/color/image_raw", image + ("/compressed" if compressed else ""))
     fd, path = tempfile.mkstemp(prefix="instaseg_", suffix=".rviz")
@@ -67,6 +72,8 @@ def _launch_setup(context: LaunchContext) -> list:
     }
     if _resolve(context, "weights"):
         overrides["model.weights"] = _resolve(context, "weights")
+    if _resolve(context, "depth").lower() in TRUE:
+        overrides["depth.enabled"] = True
     actions = [
         Node(
             package=PACKAGE,
@@ -74,7 +81,11 @@ def _launch_setup(context: LaunchContext) -> list:
             name=name,
             namespace=namespace,
             parameters=[_resolve(context, "params_file"), overrides],
-            remappings=[("image", image)],
+            remappings=[
+                ("image", image),
+                ("depth/image_raw", _resolve(context, "depth_image")),
+                ("depth/camera_info", _resolve(context, "depth_camera_info")),
+            ],
             arguments=["--ros-args", "--log-level", _resolve(context, "log_level")],
             output="screen",
             emulate_tty=True,
@@ -105,7 +116,10 @@ def generate_launch_description() -> LaunchDescription:
         ("params_file", default_params, "ROS parameter file (config/yolact.yaml, config/yolo_fcn.yaml, ...)"),
         ("weights", "", "model checkpoint; overrides model.weights of the parameter file when set"),
         ("use_compressed", "false", "subscribe to sensor_msgs/CompressedImage on <image>/compressed"),
-        ("rviz", "false", "start RViz with config/instaseg.rviz (debug image and input image)"),
+        ("depth", "false", "depth.enabled: 3D outputs from the registered depth image"),
+        ("depth_image", "/camera/aligned_depth_to_color/image_raw", "depth image registered to <image>"),
+        ("depth_camera_info", "/camera/aligned_depth_to_color/camera_info", "CameraInfo of depth_image"),
+        ("rviz", "false", "start RViz with config/instaseg.rviz (images, 3D markers, points)"),
         ("use_sim_time", "false", "use /clock (bag replay)"),
         ("log_level", "info", "node log level"),
     ]
