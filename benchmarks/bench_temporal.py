@@ -197,6 +197,40 @@ def stage_breakdown(seg: Any, flow_net: Any, image: np.ndarray, repeats: int) ->
     return {k: float(np.median(v[1:])) for k, v in times.items()}
 
 
+def onnx_timing(seg: Any, flow_net: Any, images: list[np.ndarray], threads: int) -> dict[str, float]:
+    """ONNX Runtime (CPU EP, ``threads`` intra-op threads) key vs non-key graph latency (ms), alternating on
+    ``images`` (preprocessing and post-processing not included)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from instaseg_ros.models.yolact.temporal import export_temporal_onnx
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        key_path, nonkey_path = export_temporal_onnx(seg, flow_net, tmp)
+        key = ort.InferenceSession(str(key_path), so, providers=["CPUExecutionProvider"])
+        nonkey = ort.InferenceSession(str(nonkey_path), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in key.get_outputs()]
+    times: dict[str, list[float]] = {"key": [], "nonkey": []}
+    state: dict[str, np.ndarray] = {}
+    for i, image in enumerate(images):
+        x = seg.preprocess([image])[0].cpu().numpy()
+        t0 = time.perf_counter()
+        if i % 2 == 0:
+            state = dict(zip(names, key.run(None, {"input": x})))
+            times["key"].append((time.perf_counter() - t0) * 1e3)
+        else:
+            nonkey.run(None, {"input": x, "key_p4": state["key_p4"], "key_p5": state["key_p5"],
+                              "key_reduced": state["key_reduced"]})  # fmt: skip
+            times["nonkey"].append((time.perf_counter() - t0) * 1e3)
+    out = {f"{k}_ms_median": _pct(v[1:], 50) for k, v in times.items()}  # first of each: warm-up
+    out.update({f"{k}_ms_p95": _pct(v[1:], 95) for k, v in times.items()})
+    out["nonkey_over_key"] = out["nonkey_ms_median"] / out["key_ms_median"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sequences", type=int, default=16)
@@ -205,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--r50-frames", type=int, default=60)
     ap.add_argument("--skip-r50", action="store_true")
+    ap.add_argument("--onnx", type=int, default=0, metavar="N",
+                    help="R50: also time the exported key / non-key graphs on ONNX Runtime over N frames")
     ap.add_argument("--skip-shipped", action="store_true")
     ap.add_argument("--flownet", default=str(FLOWNET), help="flow net of the shipped model")
     ap.add_argument("--threads", type=int, default=1)
@@ -271,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         res = run_stream(seg, fn, pol, seqs, InferenceParams(), with_ap=False)
         res["stages_ms"] = stage_breakdown(seg, fn, seqs[0][0].image, args.repeats)
         res["weights"] = "random (timing only)"
+        if args.onnx:
+            print("R50 YOLACT 550: ONNX Runtime key / non-key graphs", file=sys.stderr)
+            res["onnxruntime"] = onnx_timing(seg, fn, [f.image for f in seqs[0][: args.onnx]], args.threads)
         payload["results"]["yolact_r50_550_random"] = res
 
     payload["seconds"] = time.time() - t_start
@@ -303,6 +342,10 @@ def print_tables(payload: dict[str, Any]) -> None:
         stages = res.get("stages_ms", {})
         if stages:
             print("stages (ms, median): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+        o = res.get("onnxruntime")
+        if o:
+            print(f"ONNX Runtime graphs: key {o['key_ms_median']:.1f} ms, "
+                  f"non-key {o['nonkey_ms_median']:.1f} ms (ratio {o['nonkey_over_key']:.2f})")
 
 
 if __name__ == "__main__":
