@@ -18,6 +18,7 @@ one run shows everything that is broken. Steps:
   configure and after cleanup.
 * ``amp_training``: 50 iterations of ``config/train/yolact_se_synthetic_r18.yaml`` with AMP on CUDA
   (small synthetic set): the loss falls, images/s.
+* ``gpu_tests``: the suite's ``gpu``-marked tests (``pytest -m gpu test/runtime test/models``), per test.
 
 A step that needs CUDA and finds none is ``skipped`` with a reason starting "no CUDA"; ``--dry-run``
 hides the GPUs from every step (``CUDA_VISIBLE_DEVICES=""``), so the whole script can be checked on
@@ -298,7 +299,7 @@ def step_cuda_agreement(work: Path) -> dict[str, Any]:
         try:
             cpu = load_model(spec["family"], spec["weights"], device="cpu", params=params)
             ref = [cpu.segment([im], params)[0] for im in imgs]
-            row["cpu_fp32_latency_ms"] = stats_ms(
+            row["cpu_reference_latency_ms"] = stats_ms(
                 timed(lambda c=cpu: c.segment([imgs[0]], params), lambda: None, 1, 3)
             )
             del cpu
@@ -307,8 +308,8 @@ def step_cuda_agreement(work: Path) -> dict[str, Any]:
                     spec["family"], spec["weights"], device=DEVICE, precision=prec, params=params
                 )
                 test = [seg.segment([im], params)[0] for im in imgs]
-                row[f"cuda_{prec}"] = agreement(ref, test, 1e-3 if prec == "fp32" else 2e-2)
-                row[f"cuda_{prec}_latency_ms"] = stats_ms(
+                row[f"{DEVICE}_{prec}"] = agreement(ref, test, 1e-3 if prec == "fp32" else 2e-2)
+                row[f"{DEVICE}_{prec}_latency_ms"] = stats_ms(
                     timed(lambda s=seg: s.segment([imgs[0]], params), cuda_sync, *RUNS)
                 )
                 del seg
@@ -565,7 +566,7 @@ def step_amp_training(work: Path) -> dict[str, Any]:
         DEVICE,
         "--no-progress",
     ]
-    timeout = float(os.environ.get("GPU_CHECK_STEP_TIMEOUT", "90")) - 5
+    timeout = float(os.environ.get("GPU_CHECK_STEP_TIMEOUT", "70")) - 8
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
     wall = time.perf_counter() - t0
@@ -582,7 +583,8 @@ def step_amp_training(work: Path) -> dict[str, Any]:
     return {
         "iterations": iters,
         "batch_size": bs,
-        "amp": True,
+        "amp": ON_GPU,  # the config's amp: true; AMP is CUDA only (a CPU rehearsal trains in fp32)
+        "device": DEVICE,
         "wall_s": wall,
         "loss_first": loss[0],
         "loss_last": loss[-1],
@@ -592,15 +594,52 @@ def step_amp_training(work: Path) -> dict[str, Any]:
     }
 
 
+def step_gpu_tests(work: Path) -> dict[str, Any]:
+    """The suite's ``gpu``-marked tests (CUDA FP16 parity, TensorRT engines), outcome per test."""
+    require_cuda()
+    import re
+
+    timeout = float(os.environ.get("GPU_CHECK_STEP_TIMEOUT", "45")) - 8
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "gpu",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        "test/runtime",
+        "test/models",
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
+        text, rc = proc.stdout, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        raw = e.stdout or b""
+        text, rc = raw.decode(errors="replace") if isinstance(raw, bytes) else raw, None
+    outcomes = dict(re.findall(r"^(test/\S+) (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)", text, re.MULTILINE))
+    out = {
+        "returncode": rc,
+        "timed_out": rc is None,
+        "tests": outcomes,
+        "tail": text.strip().splitlines()[-15:],
+    }
+    if rc != 0:
+        raise RuntimeError(f"gpu tests: exit {rc}, outcomes {outcomes}; tail: {' | '.join(out['tail'][-5:])}")
+    return out
+
+
 #: (name, function, needs CUDA, share of the budget in seconds at 480 s)
 STEPS: list[tuple[str, Callable[[Path], dict[str, Any]], bool, float]] = [
     ("environment", step_environment, False, 15),
-    ("prepare", step_prepare, False, 45),
-    ("cuda_agreement", step_cuda_agreement, True, 60),
-    ("tensorrt_r50_550", step_tensorrt_r50_550, True, 120),
+    ("prepare", step_prepare, False, 40),
+    ("cuda_agreement", step_cuda_agreement, True, 55),
+    ("tensorrt_r50_550", step_tensorrt_r50_550, True, 110),
     ("tensorrt_shipped", step_tensorrt_shipped, True, 60),
     ("node_tensorrt", step_node_tensorrt, True, 60),
-    ("amp_training", step_amp_training, True, 75),
+    ("amp_training", step_amp_training, True, 70),
+    ("gpu_tests", step_gpu_tests, True, 45),
 ]
 STEP_FUNCS = {name: fn for name, fn, _, _ in STEPS}
 
@@ -651,8 +690,89 @@ def run_step_process(name: str, work: Path, timeout: float, env: dict[str, str])
     return rec
 
 
+def _f(v: Any, fmt: str = ".1f") -> str:
+    return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+
+def summary(steps: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown tables of the headline numbers of the steps that produced results."""
+    lines: list[str] = []
+    res = steps.get("cuda_agreement", {}).get("result") or {}
+    rows = [
+        (m, k, a)
+        for m, r in res.items()
+        if isinstance(r, dict)
+        for k, a in r.items()
+        if isinstance(a, dict) and "matched" in a
+    ]
+    if rows:
+        lines += [
+            "",
+            "Agreement with CPU FP32 (torch), and batch-1 latency:",
+            "",
+            "| model | run | matched / ref | unexplained | max box px | max score | min mask IoU | ms p50 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for m, k, a in rows:
+            lat = res[m].get(f"{k}_latency_ms", {}).get("median")
+            lines.append(
+                f"| {m} | {k} | {a['matched']} / {a['n_ref']} | {a['unexplained_unmatched']} | "
+                f"{_f(a['max_box_diff_px'], '.2f')} | {_f(a['max_score_diff'], '.3f')} | "
+                f"{_f(a['min_mask_iou'], '.3f')} | {_f(lat, '.2f')} |"
+            )
+    trt = [(n, steps[n].get("result") or {}) for n in ("tensorrt_r50_550", "tensorrt_shipped") if n in steps]
+    trt_rows = [(n, p, r[p]) for n, r in trt for p in ("fp16", "int8") if isinstance(r.get(p), dict)]
+    if trt_rows:
+        lines += [
+            "",
+            "TensorRT engines vs PyTorch FP32 on CUDA (images/s: pre-processing to Instances):",
+            "",
+            "| model | precision | build s | matched / ref | min mask IoU | b1 img/s | best batch | img/s | "
+            "network b1 img/s | error |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n, p, r in trt_rows:
+            a, thr = r.get("agreement_vs_torch_fp32") or {}, r.get("throughput") or {}
+            best = str(r.get("best_batch", ""))
+            b1, bb = thr.get("1", {}), thr.get(best, {})
+            cells = [
+                n,
+                p,
+                _f(r.get("load_and_build_s")),
+                f"{a.get('matched', '-')} / {a.get('n_ref', '-')}",
+                _f(a.get("min_mask_iou"), ".3f"),
+                _f(b1.get("pipeline_img_s")),
+                best or "-",
+                _f(bb.get("pipeline_img_s")),
+                _f(b1.get("network_img_s")),
+                str(r.get("error", ""))[:120],
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    node = steps.get("node_tensorrt", {}).get("result")
+    if node:
+        lat, mem = node.get("latency_ms") or {}, node.get("gpu_memory") or {}
+        what = (
+            f"{node.get('backend')} {node.get('precision')}, {node.get('size')}, {node.get('frames')} frames"
+        )
+        lines += [
+            "",
+            f"Node ({what} over DDS): latency p50 {_f(lat.get('median'), '.2f')} ms, "
+            f"p95 {_f(lat.get('p95'), '.2f')} ms, lost {node.get('lost')}; GPU MiB (nvidia-smi, node pid): "
+            + ", ".join(f"{k} {_f(v.get('mib'), '.0f')}" for k, v in mem.items()),
+        ]
+    train = steps.get("amp_training", {}).get("result")
+    if train:
+        lines += [
+            "",
+            f"Training ({train['iterations']} iterations, batch {train['batch_size']}, AMP {train['amp']}): "
+            f"loss {train['loss_first']:.3f} -> {train['loss_last']:.3f} (falls: {train['loss_falls']}), "
+            f"{train['images_per_s_median']:.1f} images/s",
+        ]
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """The results as Markdown: a status table, then each step's numbers."""
+    """The results as Markdown: a status table, the headline numbers, then each step's full result."""
     lines = [
         f"# GPU check {report['date']}",
         "",
@@ -665,6 +785,10 @@ def markdown(report: dict[str, Any]) -> str:
     for s in report["steps"]:
         reason = str(s.get("reason", "")).replace("|", "/").replace("\n", " ")[:300]
         lines.append(f"| {s['name']} | {s['status']} | {s['seconds']:.1f} | {reason} |")
+    try:
+        lines += summary({s["name"]: s for s in report["steps"]})
+    except (KeyError, TypeError, ValueError) as e:  # the full results below are still written
+        lines += ["", f"(summary failed: {type(e).__name__}: {e})"]
     for s in report["steps"]:
         if s.get("result") is None:
             continue

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CUDA_STEPS = {"cuda_agreement", "tensorrt_r50_550", "tensorrt_shipped", "node_tensorrt", "amp_training"}
+CUDA_STEPS = {"cuda_agreement", "tensorrt_r50_550", "tensorrt_shipped", "node_tensorrt", "amp_training",
+              "gpu_tests"}  # fmt: skip
 CPU_STEPS = {"environment", "prepare"}
 
 
