@@ -61,6 +61,11 @@ RUNS = (5, 30) if ON_GPU else (1, 3)
 N_IMAGES = 8 if ON_GPU else 2
 
 
+#: import names of what the steps use (requirements/base.txt, ROS 2, TensorRT): missing ones are listed
+IMPORTS = ("cv2", "scipy", "yaml", "pycocotools", "simplejpeg", "albumentations", "motmetrics", "onnx",
+           "onnxruntime", "rclpy", "vision_msgs", "lifecycle_msgs", "tensorrt")  # fmt: skip
+
+
 class Skip(Exception):
     """A step cannot run here; the message says why (e.g. "no CUDA: ...")."""
 
@@ -200,8 +205,7 @@ def step_environment(work: Path) -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "cuda_problem": cuda_problem(),
         "tensorrt_problems": tensorrt_problems("cuda:0"),
-        "rclpy": module_available("rclpy"),
-        "vision_msgs": module_available("vision_msgs"),
+        "missing_modules": [m for m in IMPORTS if not module_available(m)],
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
