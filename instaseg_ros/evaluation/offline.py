@@ -62,11 +62,13 @@ def run_offline(
     progress: bool = True,
     on_output: Callable[[int, str, np.ndarray, Instances], None] | None = None,
     warmup: int = 1,
+    observers: list[Callable[[int, int | None, np.ndarray, Instances], None]] | None = None,
 ) -> RunData:
     """Every frame (or only matched ones) through ``segmenter`` in log order, one at a time.
 
     ``warmup`` untimed calls on the first frame precede the timed run (the node warms up in configure
-    too). ``on_output(stamp_ns, frame_id, image, instances)`` is called per processed frame (output bag).
+    too). ``on_output(stamp_ns, frame_id, image, instances)`` is called per processed frame (output bag),
+    each of ``observers(stamp_ns, image_id or None, image, instances)`` too (tracking and 3D scoring).
     """
     from tqdm import tqdm
 
@@ -101,6 +103,8 @@ def run_offline(
             records.append(FrameRecord(k, stamp, iid, True, (t1 - t0) * 1e3, t1 - t_start, len(inst)))
             if iid is not None:
                 results.extend(to_results(inst, iid, cat_map))
+            for obs in observers or ():
+                obs(stamp, iid, img, inst)
             if on_output is not None:
                 on_output(stamp, frame_id, img, inst)
             bar.update(1)

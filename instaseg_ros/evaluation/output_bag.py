@@ -3,8 +3,11 @@
 Topics (all messages of a frame carry the input image's header stamp; log time = that stamp):
 ``<image topic>`` (sensor_msgs/Image bgr8, the evaluated frame), ``/instaseg/detections``
 (vision_msgs/Detection2DArray), ``/instaseg/instance_mask`` (mono16) and ``/instaseg/debug_image``
-(bgr8 overlay). Messages are built with the node's own conversions and serialised with rclpy; the
-vision_msgs definitions for the bag's schema are read from the installed package's ``.msg`` files.
+(bgr8 overlay); with ``depth_3d`` also ``/instaseg/detections_3d`` (vision_msgs/Detection3DArray) and
+``/instaseg/markers`` (visualization_msgs/MarkerArray: the 3D boxes for RViz/Foxglove; these two
+carry the colour stamp and the depth optical frame). Messages are built with the node's own
+conversions and serialised with rclpy; the vision_msgs definitions for the bag's schema are read
+from the installed package's ``.msg`` files.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ VISION_TYPES = (
     "ObjectHypothesisWithPose",
     "Detection2D",
     "Detection2DArray",
+    "BoundingBox3D",
+    "Detection3D",
+    "Detection3DArray",
 )
 
 
@@ -74,6 +80,7 @@ class OutputBagWriter:
         prefix: str = "/instaseg",
         overwrite: bool = True,
         debug_image: bool = True,
+        depth_3d: bool = False,
     ) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -100,6 +107,13 @@ class OutputBagWriter:
             self._conns["debug_image"] = self._writer.add_connection(
                 f"{prefix}/debug_image", "sensor_msgs/msg/Image", typestore=ts
             )
+        if depth_3d:
+            self._conns["detections_3d"] = self._writer.add_connection(
+                f"{prefix}/detections_3d", "vision_msgs/msg/Detection3DArray", typestore=ts
+            )
+            self._conns["markers"] = self._writer.add_connection(
+                f"{prefix}/markers", "visualization_msgs/msg/MarkerArray", typestore=ts
+            )
         self.count = 0
 
     @staticmethod
@@ -112,7 +126,8 @@ class OutputBagWriter:
         return h
 
     def write_raw(self, key: str, stamp_ns: int, msg: Any) -> None:
-        """Write an rclpy message on the ``key`` topic (image, detections, instance_mask, debug_image)."""
+        """Write an rclpy message on the ``key`` topic (image, detections, instance_mask, debug_image,
+        detections_3d, markers)."""
         from rclpy.serialization import serialize_message
 
         self._writer.write(self._conns[key], int(stamp_ns), serialize_message(msg))

@@ -119,6 +119,9 @@ class BagEvalConfig:
             the package's ``config/fastdds_large_images.xml``; None keeps the environment's.
         launcher: live: how the node starts: ``python`` (its module, in a child process) or
             ``ros2 launch`` (``launch/instaseg.launch.py`` of the installed package).
+        tracking: score MOT metrics (tracker vs IoU baseline) when the ground truth has ``track_id``.
+        depth_3d: score 3D centres/sizes when the ground truth has ``center_3d`` and a depth topic
+            (live: the node runs with ``depth.enabled`` and gets the bag's depth topics too).
     """
 
     bag: str
@@ -137,6 +140,8 @@ class BagEvalConfig:
     output_bag: str | None = None
     dds_profile: str | None = None
     launcher: str = "python"
+    tracking: bool = True
+    depth_3d: bool = True
 
 
 @dataclass

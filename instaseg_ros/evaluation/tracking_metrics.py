@@ -222,14 +222,21 @@ def tracking_metrics(
         (of matched pairs), num_frames, num_gt, num_predictions, false_positives, misses,
         num_gt_tracks, mostly_tracked, partially_tracked, mostly_lost, id_switches_per_100_frames.
     """
-    import motmetrics as mm
-
     if not sequences:
         raise ValueError("tracking_metrics: no sequences")
-    names = list(sequences)
-    accs = [accumulate(*sequences[name], iou_threshold=iou_threshold) for name in names]
+    accs = {name: accumulate(*frames, iou_threshold=iou_threshold) for name, frames in sequences.items()}
+    return metrics_from_accumulators(accs, iou_threshold)
+
+
+def metrics_from_accumulators(accs: Mapping[str, Any], iou_threshold: float = 0.5) -> dict[str, Any]:
+    """The metrics of :func:`tracking_metrics` from filled ``motmetrics.MOTAccumulator`` s (name -> acc)."""
+    import motmetrics as mm
+
+    if not accs:
+        raise ValueError("metrics_from_accumulators: no sequences")
+    names = list(accs)
     table = mm.metrics.create().compute_many(
-        accs, metrics=list(_METRICS), names=names, generate_overall=True
+        [accs[n] for n in names], metrics=list(_METRICS), names=names, generate_overall=True
     )
     return {
         "sequences": {name: _row(table.loc[name]) for name in names},

@@ -17,11 +17,14 @@ def class_names_from_label_info(msg: Any) -> list[str]:
     return [table[k] for k in range(1, len(table) + 1)]
 
 
-def instances_from_outputs(detections: Any, instance_mask: Any, class_names: list[str]) -> Instances:
+def instances_from_outputs(
+    detections: Any, instance_mask: Any, class_names: list[str], with_ids: bool = False
+) -> Instances | tuple[Instances, np.ndarray]:
     """Rebuild ``Instances`` from one ``Detection2DArray`` and its mono16 ``instance_mask``.
 
     Detection ``id`` k owns the mask pixels equal to k; the hypothesis class is a class name or the
     label_info index (``class_id_format`` name or index); boxes come from the bbox centre/size.
+    ``with_ids``: also return the [N] ids (the node's track ids) aligned with the instances.
 
     Raises:
         ValueError: wrong mask encoding, an id that is not a positive integer, or an unknown class.
@@ -60,5 +63,8 @@ def instances_from_outputs(detections: Any, instance_mask: Any, class_names: lis
         cx, cy = d.bbox.center.position.x, d.bbox.center.position.y
         bw, bh = d.bbox.size_x, d.bbox.size_y
         boxes[i] = (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
+    order = np.argsort(-scores, kind="stable")  # Instances keep descending scores: align the ids
+    keys, boxes, scores, classes = keys[order], boxes[order], scores[order], classes[order]
     masks = ids[None] == keys.astype(np.uint16)[:, None, None] if n else np.zeros((0, h, w), bool)
-    return Instances(boxes, scores, classes, masks, (h, w), list(class_names))
+    inst = Instances(boxes, scores, classes, masks, (h, w), list(class_names))
+    return (inst, keys) if with_ids else inst

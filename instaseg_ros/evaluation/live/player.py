@@ -33,6 +33,7 @@ class Collected:
     done: dict[int, float] = field(default_factory=dict)
     label_info: Any = None
     diagnostics: dict[str, str] = field(default_factory=dict)
+    det3d: dict[int, Any] = field(default_factory=dict)  # stamp -> Detection3DArray (scored frames)
 
 
 class Player:
@@ -55,6 +56,8 @@ class Player:
         self.writer: Any = None
         self.wlock = threading.Lock()
         self.pub: Any = None
+        self.depth_pub: Any = None
+        self.info_pub: Any = None
         self.compressed = False
         self.ctx, self.node = _player_node(env)
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -62,8 +65,9 @@ class Player:
         self._spin_stop = threading.Event()
         self._spin = threading.Thread(target=self._spin_loop, daemon=True)
 
-    def open(self, cfg: BagEvalConfig) -> None:
-        """Output bag, subscriptions to the node's outputs, the image publisher; starts spinning."""
+    def open(self, cfg: BagEvalConfig, depth: bool = False) -> None:
+        """Output bag, subscriptions to the node's outputs, the image publisher (``depth``: also the
+        depth image and CameraInfo publishers and a ``~/detections_3d`` subscription); starts spinning."""
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CompressedImage, Image
@@ -73,7 +77,9 @@ class Player:
             from instaseg_ros.evaluation.output_bag import OutputBagWriter
 
             try:
-                self.writer = OutputBagWriter(cfg.output_bag, cfg.topic, [], debug_image=False)
+                self.writer = OutputBagWriter(
+                    cfg.output_bag, cfg.topic, [], debug_image=False, depth_3d=depth
+                )
             except (ImportError, OSError) as e:
                 raise EvalError(f"cannot write the output bag {cfg.output_bag}: {e}") from e
         rel = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -91,7 +97,33 @@ class Player:
         self.pub = self.node.create_publisher(
             CompressedImage if self.compressed else Image, in_topic, pub_qos
         )
+        if depth:
+            from sensor_msgs.msg import CameraInfo
+            from vision_msgs.msg import Detection3DArray
+
+            ns = self.namespace
+            self.depth_pub = self.node.create_publisher(Image, f"{ns}/depth/image_raw", pub_qos)
+            self.info_pub = self.node.create_publisher(CameraInfo, f"{ns}/depth/camera_info", pub_qos)
+            from visualization_msgs.msg import MarkerArray
+
+            sub(Detection3DArray, f"{self.node_base}/detections_3d", self._on_det3d, rel)
+            if self.writer is not None:  # ~/markers is published only while subscribed
+                sub(MarkerArray, f"{self.node_base}/markers", self._on_markers, rel)
         self._spin.start()
+
+    def _on_markers(self, msg: Any) -> None:
+        if self.writer is not None and msg.markers:
+            with self.wlock:
+                self.writer.write_raw("markers", stamp_ns(msg.markers[0].header), msg)
+
+    def _on_det3d(self, msg: Any) -> None:
+        st = stamp_ns(msg.header)
+        if st in self.keep_stamps:
+            with self.col.lock:
+                self.col.det3d[st] = msg
+        if self.writer is not None:
+            with self.wlock:
+                self.writer.write_raw("detections_3d", st, msg)
 
     def _on_output(self, kind: str) -> Callable[[Any], None]:
         """Callback storing one output kind by stamp; a frame is done when both kinds arrived."""
@@ -139,6 +171,7 @@ class Player:
                 and self.node.count_publishers(f"{self.node_base}/detections") > 0
                 and self.node.count_publishers(f"{self.node_base}/instance_mask") > 0
                 and self.col.label_info is not None
+                and (self.depth_pub is None or self.depth_pub.get_subscription_count() > 0)
             )
             if ready:
                 time.sleep(0.5)  # let discovery settle in both directions

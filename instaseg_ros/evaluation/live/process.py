@@ -71,6 +71,8 @@ def launch_command(cfg: BagEvalConfig, namespace: str) -> list[str]:
         f"namespace:={namespace.strip('/')}",
         f"node_name:={NODE_NAME}",
         f"image:={namespace}/image",
+        f"depth_image:={namespace}/depth/image_raw",
+        f"depth_camera_info:={namespace}/depth/camera_info",
         f"params_file:={path}",
         f"use_compressed:={'true' if cfg.live_transport == 'compressed' else 'false'}",
     ]

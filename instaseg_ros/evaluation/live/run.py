@@ -44,8 +44,12 @@ def run_live(
     gt: StampedGroundTruth,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    scoring: Any = None,
 ) -> RunData:
     """Replay ``cfg.bag`` to a freshly started node and score its outputs (see the package doc).
+
+    ``scoring`` (:class:`~instaseg_ros.evaluation.bag_eval.Scoring`): tracking and 3D scores; with 3D
+    the node runs with ``depth.enabled`` and gets the bag's depth frames before each colour frame.
 
     Raises:
         EvalError: bad settings, the node cannot start (its log tail is in the message), or its
@@ -53,26 +57,34 @@ def run_live(
     """
     say = log or (lambda _m: None)
     env = live_environment(cfg)
+    depth = scoring is not None and scoring.want_3d
+    if depth:
+        import dataclasses
+
+        scoring.load_depth()
+        cfg = dataclasses.replace(cfg, node_params={"depth.enabled": True, **cfg.node_params})
     namespace = f"/instaseg_eval_{os.getpid()}_{int(time.time() * 1000) % 100000}"
     log_file = Path(tempfile.mkstemp(prefix="instaseg_eval_node_", suffix=".log")[1])
     player = Player(env, namespace, {frames[k].stamp_ns for k in match.frame_to_image})
     proc = None
     try:
-        player.open(cfg)
+        player.open(cfg, depth=depth)
         proc = start_node(cfg, player, env, log_file, say)
         class_names = class_names_from_label_info(player.col.label_info)
         cat_map = class_to_category(class_names, gt)
+        if scoring is not None:
+            scoring.start(class_names, own_tracker=False)
         say(
             f"node ready ({len(class_names)} classes); replaying {len(frames)} frames "
             f"at x{cfg.rate_multiplier:g}"
         )
-        sent_at, lag = replay(cfg, frames, player, progress)
+        sent_at, lag = replay(cfg, frames, player, progress, scoring if depth else None)
         node_rss = collect(player.col, frames, sent_at, cfg.drain_timeout_s, proc, log_file)
     finally:
         if proc is not None:
             stop_node(proc)
         player.close()
-    records, results, wall = score(frames, match, player.col, sent_at, class_names, cat_map)
+    records, results, wall = score(frames, match, player.col, sent_at, class_names, cat_map, scoring)
     diag = player.col.diagnostics
     extra = {
         "model": {
@@ -164,9 +176,10 @@ def _read_frames(cfg: BagEvalConfig, q: queue.Queue, stop: threading.Event) -> N
 
 
 def replay(
-    cfg: BagEvalConfig, frames: list[BagFrame], player: Player, progress: bool
+    cfg: BagEvalConfig, frames: list[BagFrame], player: Player, progress: bool, depth: Any = None
 ) -> tuple[dict[int, float], float]:
-    """Publish every frame on the recorded schedule (x ``rate_multiplier``) with its original header.
+    """Publish every frame on the recorded schedule (x ``rate_multiplier``) with its original header
+    (``depth``: a Scoring with the bag's depth frames; the nearest one and its CameraInfo go first).
 
     Returns:
         (frame index -> send time (monotonic s), worst lateness against the schedule in s).
@@ -197,6 +210,9 @@ def replay(
                 time.sleep(target - now)
             else:
                 lag = max(lag, now - target)
+            if depth is not None and (df := depth.depth_frame(stamp)) is not None:
+                player.info_pub.publish(_camera_info(df))
+                player.depth_pub.publish(_depth_image(df))
             sent_at[k] = time.monotonic()
             player.pub.publish(msg)
             if player.writer is not None:
@@ -209,6 +225,37 @@ def replay(
         bar.close()
     reader.join(timeout=5)
     return sent_at, lag
+
+
+def _header(stamp: int, frame_id: str) -> Any:
+    from std_msgs.msg import Header
+
+    h = Header(frame_id=frame_id)
+    h.stamp.sec, h.stamp.nanosec = divmod(int(stamp), 1_000_000_000)
+    return h
+
+
+def _depth_image(df: Any) -> Any:
+    """A bag depth frame (:class:`~instaseg_ros.evaluation.depth_eval.DepthFrame`) as an rclpy Image."""
+    import numpy as np
+    from sensor_msgs.msg import Image
+
+    raw = np.ascontiguousarray(df.raw)
+    msg = Image(header=_header(df.stamp_ns, df.frame_id), height=raw.shape[0], width=raw.shape[1])
+    msg.encoding = df.encoding
+    msg.is_bigendian = int(raw.dtype.byteorder == ">")
+    msg.step = raw.shape[1] * raw.itemsize
+    msg.data = raw.tobytes()
+    return msg
+
+
+def _camera_info(df: Any) -> Any:
+    from sensor_msgs.msg import CameraInfo
+
+    k = df.intrinsics
+    info = CameraInfo(header=_header(df.stamp_ns, df.frame_id), width=k.width, height=k.height)
+    info.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
+    return info
 
 
 def collect(
@@ -246,6 +293,7 @@ def score(
     sent_at: dict[int, float],
     class_names: list[str],
     cat_map: list[int | None],
+    scoring: Any = None,
 ) -> tuple[list[FrameRecord], list[dict[str, Any]], float]:
     """Per-frame records (processed, dropped or not sent; latency = send -> both outputs), the COCO
     results of the scored frames rebuilt from the node's messages, and the wall time in s.
@@ -264,6 +312,8 @@ def score(
             continue
         if done is None:
             records.append(FrameRecord(f.index, f.stamp_ns, iid, False, None, sent_at[f.index] - t0))
+            if scoring is not None and iid is not None:
+                scoring.missing(iid)
             continue
         det_msg = col.det[f.stamp_ns][1]
         n = len(det_msg.detections) if det_msg is not None else None
@@ -271,9 +321,12 @@ def score(
         records.append(rec)
         if iid is not None:
             try:
-                inst = instances_from_outputs(det_msg, col.mask[f.stamp_ns][1], class_names)
+                mask_msg = col.mask[f.stamp_ns][1]
+                inst, ids = instances_from_outputs(det_msg, mask_msg, class_names, with_ids=True)
             except ValueError as e:
                 raise EvalError(f"the node's outputs for stamp {f.stamp_ns} do not fit together: {e}") from e
+            if scoring is not None:
+                scoring.observe_live(f.stamp_ns, iid, inst, ids, col.det3d.get(f.stamp_ns))
             rec.num_detections = len(inst)
             results.extend(to_results(inst, iid, cat_map))
     wall = (max(col.done.values()) - t0) if col.done else 0.0

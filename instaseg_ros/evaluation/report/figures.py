@@ -168,3 +168,34 @@ def example_pngs(ex: Example, min_width: int = 320, max_width: int = 480) -> tup
         pred = cv2.resize(pred, None, fx=f, fy=f, interpolation=interp)
         gt = cv2.resize(gt, None, fx=f, fy=f, interpolation=interp)
     return _png(pred), _png(gt)
+
+
+def depth_error_png(s: dict[str, Any]) -> bytes | None:
+    """3D centre error (left) and size error (right) of each matched instance vs its distance, with
+    the per-bin medians."""
+    d = s.get("depth_3d")
+    if not d or not d.get("instances"):
+        return None
+    rows = d["instances"]
+    z = np.array([r["distance_m"] for r in rows])
+    fig = _figure(10.0, 3.6)
+    for k, (key, title) in enumerate((("centre_error_m", "Centre error"), ("size_error_m", "Size error"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        e = np.array([r[key] for r in rows]) * 100.0
+        ax.plot(z, e, ".", color=BOX_COLOR, ms=4, alpha=0.6, label="matched instance")
+        mids, meds = [], []
+        for b in d["by_distance"]:
+            sel = (z >= b["from_m"]) & (z < b["to_m"])
+            if sel.any():
+                mids.append(float(np.median(z[sel])))
+                meds.append(float(np.median(e[sel])))
+        ax.plot(mids, meds, "o-", color=MASK_COLOR, lw=1.5, label="median per distance bin")
+        if key == "centre_error_m":
+            ax.axhline(5.0, color="k", ls="--", lw=0.8, label="5 cm")
+        ax.set_xlabel("ground-truth distance z (m)")
+        ax.set_ylabel(f"{title.lower()} (cm)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"3D {title.lower()} vs distance")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _fig_png(fig)

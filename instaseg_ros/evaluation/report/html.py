@@ -8,15 +8,26 @@ import html
 from typing import Any
 
 from instaseg_ros.evaluation.records import EvalOutcome
-from instaseg_ros.evaluation.report.figures import example_pngs, latency_png, per_class_ap_png, pr_curve_png
+from instaseg_ros.evaluation.report.figures import (
+    depth_error_png,
+    example_pngs,
+    latency_png,
+    per_class_ap_png,
+    pr_curve_png,
+)
 from instaseg_ros.evaluation.report.text import (
+    DEPTH_COLUMNS,
     STAT_COLUMNS,
+    TRACKING_COLUMNS,
     accuracy_rows,
     bag_title,
+    depth_rows,
     fmt,
     key_numbers,
     notes,
     per_class_rows,
+    tracking_rows,
+    tracking_sequence_rows,
 )
 
 
@@ -82,6 +93,8 @@ def render_html(outcome: EvalOutcome) -> str:
         "<h2>Latency</h2>",
         _latency_table(s),
         _img_tag(latency_png(s), "latency histogram and latency over time"),
+        *_tracking_section(s),
+        *_depth_section(s),
         "<h2>Examples: prediction (left) vs ground truth (right)</h2>",
     ]
     if not outcome.examples:
@@ -99,6 +112,39 @@ def render_html(outcome: EvalOutcome) -> str:
     parts += ["<h2>Notes</h2><ul>"] + [f"<li>{esc(n)}</li>" for n in notes(s)] + ["</ul>"]
     parts.append("<p class='muted'>Every number is in metrics.json next to this file.</p></body></html>")
     return "\n".join(parts)
+
+
+def _tracking_section(s: dict[str, Any]) -> list[str]:
+    """MOT metrics of the tracker vs the IoU baseline on the same detections (overall, per sequence)."""
+    t = s.get("tracking")
+    if not t:
+        return []
+    return [
+        "<h2>Tracking (MOT)</h2>",
+        f"<p class='muted'>Ids from {html.escape(t['tracker_source'])}; the IoU baseline matches each frame "
+        "to the previous one by box IoU (same detections). motmetrics, mask IoU &ge; "
+        f"{t['iou_threshold']:g}, same class. MOTA, IDF1, recall and precision in %.</p>",
+        _table(TRACKING_COLUMNS, tracking_rows(s)),
+        _table(["sequence", "frames", "objects", "IDF1 tracker", "IDF1 baseline", "ID sw. tracker",
+                "ID sw. baseline"], tracking_sequence_rows(s)),  # fmt: skip
+    ]
+
+
+def _depth_section(s: dict[str, Any]) -> list[str]:
+    """3D centre and size errors of matched instances vs distance (table and plot)."""
+    d = s.get("depth_3d")
+    if not d:
+        return []
+    return [
+        "<h2>3D from depth</h2>",
+        f"<p class='muted'>{d['matched_with_3d']} matched instances with a 3D estimate "
+        f"({d['matched_without_3d']} matched without one: too few valid depth points; "
+        f"{d.get('frames_without_depth', 0)} frames without depth). Ground truth: median and min-max "
+        "extent of each object's visible surface (REP-103 optical frame). Size error: "
+        f"{html.escape(d['size_error'])}.</p>",
+        _table(DEPTH_COLUMNS, depth_rows(s)),
+        _img_tag(depth_error_png(s), "3D centre and size error vs distance"),
+    ]
 
 
 def _latency_table(s: dict[str, Any]) -> str:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from instaseg_ros.evaluation.report.text import (
+    DEPTH_COLUMNS,
     STAT_COLUMNS,
+    TRACKING_COLUMNS,
     accuracy_rows,
     bag_title,
+    depth_rows,
     fmt,
     key_numbers,
     notes,
     per_class_rows,
+    tracking_rows,
 )
 
 
@@ -41,9 +45,18 @@ def render_markdown(s: dict[str, Any]) -> str:
         f"| {lat['count']} | "
         + " | ".join(fmt(lat[k]) for k in ("mean", "p50", "p90", "p95", "p99", "max"))
         + " |",
-        "",
-        "## Notes",
-        "",
     ]
+    t = tracking_rows(s)
+    if t:
+        head = "| " + " | ".join(TRACKING_COLUMNS) + " |"
+        lines += ["", "## Tracking (MOT, %; tracker vs IoU baseline on the same detections)", "", head,
+                  "|---" * len(TRACKING_COLUMNS) + "|"]  # fmt: skip
+        lines += ["| " + " | ".join(r) + " |" for r in t]
+    d = depth_rows(s)
+    if d:
+        lines += ["", "## 3D from depth (centre error, size error vs distance)", "",
+                  "| " + " | ".join(DEPTH_COLUMNS) + " |", "|---" * len(DEPTH_COLUMNS) + "|"]  # fmt: skip
+        lines += ["| " + " | ".join(r) + " |" for r in d]
+    lines += ["", "## Notes", ""]
     lines += [f"- {n}" for n in notes(s)]
     return "\n".join(lines) + "\n"

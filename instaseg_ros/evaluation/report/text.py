@@ -165,3 +165,57 @@ def notes(s: dict[str, Any]) -> list[str]:
         f"ground-truth stamp_ns (largest offset {fr['max_stamp_offset_ms']:.3f} ms)."
     )
     return out
+
+
+TRACKING_COLUMNS = ["method", "MOTA", "IDF1", "ID switches", "per 100 frames", "fragmentations", "recall",
+                    "precision"]  # fmt: skip
+
+
+def _pct(v: float | None) -> str:
+    """A ratio in % with one decimal; negative values stay (MOTA < 0 is meaningful), None = n/a."""
+    return "n/a" if v is None else f"{100.0 * v:.1f}"
+
+
+def tracking_rows(s: dict[str, Any]) -> list[list[str]]:
+    """Overall MOT numbers of the tracker and the IoU baseline (MOTA/IDF1/recall/precision in %)."""
+    t = s.get("tracking")
+    if not t:
+        return []
+    rows = []
+    for key, name in (("tracker", "tracker"), ("iou_baseline", "IoU baseline")):
+        o = t[key]["overall"]
+        rows.append([name, _pct(o["mota"]), _pct(o["idf1"]), str(o["id_switches"]),
+                     f"{o['id_switches_per_100_frames']:.1f}", str(o["fragmentations"]),
+                     _pct(o["recall"]), _pct(o["precision"])])  # fmt: skip
+    return rows
+
+
+def tracking_sequence_rows(s: dict[str, Any]) -> list[list[str]]:
+    """Per sequence: frames, objects, tracker and baseline IDF1 (%) and ID switches."""
+    t = s.get("tracking")
+    if not t:
+        return []
+    rows = []
+    for name, tr in t["tracker"]["sequences"].items():
+        b = t["iou_baseline"]["sequences"][name]
+        rows.append([name, str(tr["num_frames"]), str(tr["num_gt_tracks"]), _pct(tr["idf1"]),
+                     _pct(b["idf1"]), str(tr["id_switches"]), str(b["id_switches"])])  # fmt: skip
+    return rows
+
+
+DEPTH_COLUMNS = ["distance (m)", "instances", "centre error median (cm)", "centre p90 (cm)",
+                 "size error median (cm)"]  # fmt: skip
+
+
+def depth_rows(s: dict[str, Any]) -> list[list[str]]:
+    """3D errors per distance bin, then 1-4 m and overall (centimetres)."""
+    d = s.get("depth_3d")
+    if not d:
+        return []
+
+    def row(label: str, b: dict[str, Any]) -> list[str]:
+        return [label, str(b["count"]), fmt(b["centre_median_m"], 1, 100), fmt(b["centre_p90_m"], 1, 100),
+                fmt(b["size_median_m"], 1, 100)]  # fmt: skip
+
+    rows = [row(f"{b['from_m']:g}-{b['to_m']:g}", b) for b in d["by_distance"] if b["count"]]
+    return rows + [row("1-4", d["range_1_4m"]), row("all", d["overall"])]
