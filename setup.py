@@ -36,7 +36,8 @@ setup(
         "train": ["albumentations>=1.4", "pycocotools>=2.0.7", "tensorboard", "matplotlib", "tqdm"],
         "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "motmetrics>=1.4", "matplotlib", "tqdm"],
         "onnx": ["onnx>=1.15", "onnxscript", "onnxruntime>=1.17"],
-        "tensorrt": ["tensorrt>=10.0"],
+        # TensorRT 11 removed the FP16/INT8 builder flags and the calibrators the backend uses
+        "tensorrt": ["tensorrt-cu13>=10.13,<11"],
         "test": ["pytest>=8", "pytest-timeout", "hypothesis", "ruff"],
     },
     zip_safe=True,

@@ -135,7 +135,7 @@ def test_tensorrt_unavailable_names_what_is_missing_and_how_to_install(seg):
 def test_tensorrt_missing_module_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     problems = tensorrt_problems()
-    assert any("'tensorrt' is not installed" in p and "pip install tensorrt" in p for p in problems)
+    assert any("'tensorrt' is not installed" in p and "requirements/gpu.txt" in p for p in problems)
     assert any("'.[tensorrt]'" in p for p in problems)
 
 

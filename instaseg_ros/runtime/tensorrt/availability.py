@@ -9,8 +9,9 @@ import torch
 from instaseg_ros.runtime.base import BackendUnavailableError, module_available
 
 INSTALL_TENSORRT = (
-    "install TensorRT's Python package with `pip install tensorrt` (or `pip install '.[tensorrt]'` from the "
-    "instaseg_ros source tree); on a Jetson it ships with JetPack (`apt install python3-libnvinfer`)"
+    "install TensorRT 10 with `pip install -r requirements/gpu.txt` (tensorrt-cu13 < 11; or "
+    "`pip install '.[tensorrt]'` from the instaseg_ros source tree); on a Jetson it ships with JetPack "
+    "(`apt install python3-libnvinfer`)"
 )
 
 
@@ -49,6 +50,11 @@ def require_tensorrt(device: str | None = None) -> Any:
 
     major = int(str(trt.__version__).split(".")[0])
     minor = int(str(trt.__version__).split(".")[1])
+    if major >= 11:
+        raise BackendUnavailableError(
+            f"backend 'tensorrt': TensorRT {trt.__version__} removed the FP16/INT8 builder flags and the "
+            f"INT8 calibrator API this backend uses; {INSTALL_TENSORRT}"
+        )
     if (major, minor) < (8, 6):
         raise BackendUnavailableError(
             f"backend 'tensorrt': TensorRT {trt.__version__} is too old (need >= 8.6 for the tensor-name "
