@@ -42,3 +42,9 @@ def test_demo_runs_end_to_end(tmp_path: Path, family: str) -> None:
         assert path.is_file() and path.stat().st_size > 1000, key
     html = Path(summary["files"]["report"]).read_text()
     assert "data:image/png;base64," in html
+    # the synthetic stream has depth: 3D boxes scored and recorded, track ids scored against the baseline
+    assert summary["depth_3d"]["instances"] > 0 and "3D from depth" in html
+    assert summary["tracker"]["idf1"] is not None and "Tracking (MOT)" in html
+    from instaseg_ros.data.bag_io import bag_topics
+
+    assert bag_topics(summary["files"]["outputs"])["/instaseg/markers"][1] >= 1
