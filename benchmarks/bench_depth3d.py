@@ -4,8 +4,9 @@ One synthetic 640x480 frame with 10 instances (ray-cast boxes at 1-5 m in front 
 structured-light-like noise: sigma = 1.5 mm * z^2, 5 % holes), depth 16UC1 in millimetres.
 Each iteration times, back to back and in the node's order:
 
-* ``2d``: what the node does today after the model: overlaps resolved (``render_outputs``),
-  Detection2DArray, mono16 instance mask, mono8 semantic mask, each serialised (as publishing does);
+* ``2d``: what the node does after the model and the tracker: overlaps resolved and the track ids
+  mapped into the mask (``render_outputs``), Detection2DArray, mono16 instance mask, mono8 semantic
+  mask, each serialised (as publishing does);
 * ``3d``: depth Image parsing, stamp pairing, CameraInfo intrinsics, per-instance 3D
   (``instances_3d`` with the 2D boxes as crops) and the Detection3DArray, serialised;
 * ``3d_viz``: the outputs published only while subscribed: PointCloud2 (decimation 4),
@@ -104,14 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_depth(stamp_ns, depth_msg)
     sync.add_info(stamp_ns, info)
 
+    track_ids = np.arange(40000, 40000 + len(inst), dtype=np.uint16)  # stable ids, as from the tracker
     times: dict[str, list[float]] = {"2d": [], "3d": [], "3d_viz": []}
     cpu: dict[str, list[float]] = {"2d": [], "3d": [], "3d_viz": []}  # process CPU time: robust to load
     n_3d = n_points = 0
     for it in range(args.warmup + args.runs):
         t0, c0 = time.perf_counter(), time.process_time()
-        rendered = conv.render_outputs(inst)
+        rendered = conv.render_outputs(inst, track_ids)  # the node maps its track ids into the mask
         for msg in (
-            conv.instances_to_detections(rendered.instances, colour_header),
+            conv.instances_to_detections(
+                rendered.source, colour_header, keep=rendered.keep, ids=rendered.ids
+            ),
             conv.numpy_to_image(rendered.instance_ids, "mono16", colour_header),
             conv.numpy_to_image(rendered.semantic, "mono8", colour_header),
         ):
@@ -121,16 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         depth = c3.depth_image_to_numpy(match.depth)
         intr_msg = c3.intrinsics_from_camera_info(match.info, depth.shape)
         objs = instances_3d(
-            rendered.instance_ids, depth, match.depth.encoding, intr_msg, params,
+            rendered.index_image, depth, match.depth.encoding, intr_msg, params,
             boxes=rendered.instances.boxes, with_points=True,
         )  # fmt: skip
         table = c3.IdTable.from_instances(rendered.instances)
         h3 = c3.header_3d(colour_header, match.info.header.frame_id)
-        serialize_message(c3.detections_3d(objs, table, h3))
+        serialize_message(c3.detections_3d(objs, table, h3, ids=rendered.ids))
         t2, c2 = time.perf_counter(), time.process_time()
-        serialize_message(c3.point_cloud(objs, table, h3))
-        serialize_message(c3.markers(objs, table, h3))
-        conf = c3.confidence_image(rendered.instance_ids, table)
+        serialize_message(c3.point_cloud(objs, table, h3, ids=rendered.ids))
+        serialize_message(c3.markers(objs, table, h3, ids=rendered.ids))
+        conf = c3.confidence_image(rendered.index_image, table)
         serialize_message(conv.numpy_to_image(conf, "mono8", colour_header))
         t3, c3_ = time.perf_counter(), time.process_time()
         if it >= args.warmup:
