@@ -5,6 +5,10 @@ Interface (see CONVENTIONS.md section 2): subscribes ``image`` (sensor_msgs/Imag
 (vision_msgs/Detection2DArray), ``~/instance_mask`` (mono16), ``~/semantic_mask`` (mono8),
 latched ``~/label_info`` (vision_msgs/LabelInfo), ``~/debug_image`` (bgr8, rendered only while
 subscribed) and ``/diagnostics``. Every output carries the input image's header unchanged.
+Detection2D ids and mask values are track ids (``tracking.*``, :mod:`instaseg_ros.tracking`). With
+``depth.enabled``: ``depth/image_raw`` + ``depth/camera_info`` in, ``~/detections_3d`` out (and
+``~/points``, ``~/markers`` while subscribed; colour stamp, depth optical frame, the 2D ids);
+``~/semantic_confidence`` (mono8) whenever subscribed.
 
 Lifecycle: configure loads the model through :func:`instaseg_ros.models.loading.load_model` (any
 failure leaves the node unconfigured, with one log line and an ERROR diagnostics status); activate
