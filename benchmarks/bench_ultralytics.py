@@ -328,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         peer.close()
 
+    if "ultralytics" in sys.modules:  # AGPL: must stay in the peer's process
+        raise RuntimeError("ultralytics was imported into the benchmark's main process")
     load_after = os.getloadavg()
     usage_self = resource.getrusage(resource.RUSAGE_SELF)
     usage_peer = resource.getrusage(resource.RUSAGE_CHILDREN)
