@@ -7,10 +7,11 @@ Ultralytics is AGPL-3.0: this file is the only one that imports it, it is never 
 Protocol: one JSON object per line on stdin, one JSON answer per line on the original stdout (anything
 Ultralytics prints goes to stderr). Operations:
 
-* ``{"op": "load", "key", "imgsz", "backend": "torch"|"onnxruntime", "seed", "nc", "retina", "cls_mean",
-  "cls_q999"}``: build YOLO11n-seg from ``yolo11n-seg.yaml`` with random weights (seeded, then calibrated
-  in the spirit of our ``decisive_random_model``, see :func:`_calibrate_random`), optionally export it to
-  ONNX with Ultralytics' own exporter and load that file; answers the parameter count and the network
+* ``{"op": "load", "key", "imgsz", "backend": "torch"|"onnxruntime"|"onnxruntime_int8", "seed", "nc",
+  "retina", "cls_mean", "cls_q999", "calib"}``: build YOLO11n-seg from ``yolo11n-seg.yaml`` with random
+  weights (seeded, then calibrated in the spirit of our ``decisive_random_model``, see
+  :func:`_calibrate_random`), optionally export it to ONNX (INT8: ``quantize=8`` calibrated on the ``calib``
+  folder) with Ultralytics' own exporter and load that file; answers the parameter count and the network
   input shape.
 * ``{"op": "count", "key", "conf", "index"}``: number of detections on image ``index`` at ``conf`` (for
   calibrating the threshold).
@@ -138,7 +139,7 @@ class Peer:
         self.models: dict[str, dict[str, Any]] = {}
 
     def load(self, key: str, imgsz: int, backend: str, seed: int, nc: int, retina: bool,
-             cls_mean: float, cls_q999: float) -> dict[str, Any]:  # fmt: skip
+             cls_mean: float, cls_q999: float, calib: str | None = None) -> dict[str, Any]:  # fmt: skip
         import torch
         from ultralytics import YOLO
         from ultralytics.nn.tasks import SegmentationModel
@@ -150,9 +151,14 @@ class Peer:
         _calibrate_random(yolo.model, self.images, imgsz, seed, cls_mean, cls_q999)
         params = sum(p.numel() for p in yolo.model.parameters())
         info: dict[str, Any] = {"params": params, "nc": nc}
-        if backend == "onnxruntime":
+        if backend in ("onnxruntime", "onnxruntime_int8"):
             t = time.perf_counter()
-            path = Path(yolo.export(format="onnx", imgsz=imgsz, device="cpu", simplify=True, verbose=False))
+            opts: dict[str, Any] = {}
+            if backend == "onnxruntime_int8":  # Ultralytics' own static INT8 (ONNX Runtime quantize_static)
+                opts = {"quantize": 8, "data": self._calib_yaml(calib, nc)}
+            path = Path(
+                yolo.export(format="onnx", imgsz=imgsz, device="cpu", simplify=True, verbose=False, **opts)
+            )
             dest = self.workdir / f"{key}.onnx"
             shutil.move(str(path), dest)
             info["export_s"] = time.perf_counter() - t
@@ -167,6 +173,15 @@ class Peer:
             info["ort_intra_op_threads"] = session.get_session_options().intra_op_num_threads
             info["ort_providers"] = session.get_providers()
         return info
+
+    def _calib_yaml(self, folder: str | None, nc: int) -> str:
+        """A dataset YAML whose train/val images are the calibration ``folder`` (no labels needed)."""
+        if not folder:
+            raise ValueError("backend onnxruntime_int8 needs calib (an image folder)")
+        names = ", ".join(f"{i}: class{i}" for i in range(nc))
+        path = self.workdir / "int8_calibration.yaml"
+        path.write_text(f"path: {folder}\ntrain: .\nval: .\nnames: {{{names}}}\n")
+        return str(path)
 
     def _predict(self, key: str, img: np.ndarray, conf: float):
         m = self.models[key]
