@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 METRICS = ("box_AP", "mask_AP")
 #: per-run fields of result.json copied into the report
 RUN_FIELDS = ("weights_sha256", "final_loss", "iterations", "train_wall_s", "train_cpu_s", "loadavg_start",
-              "status")
+              "status", "finished")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
@@ -213,7 +213,7 @@ def worker(run_dir: Path) -> int:
         "final_loss": float(rows[-1]["loss_total"]) if rows else None,
         "train_wall_s": t1 - t0, "train_cpu_s": c1 - c0, "eval_wall_s": t2 - t1, "eval_cpu_s": c2 - c1,
         "loadavg_start": list(load0), "loadavg_end": list(os.getloadavg()),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "git": git_info(),
     }  # fmt: skip
     tmp = run_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=1))
@@ -388,7 +388,7 @@ def build_report(ab: Ablation, work: Path, latency: bool = True, command: str = 
         per_seed = {s: run_metrics(r, ab.classes) for s, r in sorted(rr.items())}
         entry: dict[str, Any] = {
             "overrides": ab.variants[v], "seeds": sorted(rr),
-            "per_seed": {str(s): {**m, **{k: rr[s][k] for k in RUN_FIELDS},
+            "per_seed": {str(s): {**m, **{k: rr[s][k] for k in RUN_FIELDS}, "git": rr[s].get("git"),
                                   "eval_latency_s": rr[s]["metrics"]["latency_s"]}
                          for s, m in per_seed.items()},
             "summary": {k: summarize([m[k] for m in per_seed.values()]) for k in keys},
