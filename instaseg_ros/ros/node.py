@@ -120,6 +120,7 @@ class InstasegNode(LifecycleNode):
         self._tracker = Tracker()
         self._pending_tracking: TrackerConfig | None = None
         self._tracking_ms: deque[float] = deque(maxlen=300)
+        self._temporal: Any = None  # models.yolact.temporal.TemporalYolact when temporal.enabled
         # 3D: depth/image_raw + depth/camera_info paired with colour frames by stamp (while active)
         self._depth_params = Depth3DParams()
         self._depth_sync: DepthSync | None = None
@@ -292,6 +293,10 @@ class InstasegNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
+        temporal = self._temporal
+        if temporal is not None and any(p.name.startswith("temporal.") for p in params):
+            # applied by the worker before its next frame, which is then a key frame
+            temporal.configure(self._temporal_policy(), bool(self._value("temporal.reuse_prototypes")))
         if any(p.name.startswith("tracking.") for p in params):
             self._pending_tracking = TrackerConfig.from_dict(
                 tracking_settings(self._group_values("tracking.", {}))
@@ -364,7 +369,36 @@ class InstasegNode(LifecycleNode):
             )
         seg.segment([np.zeros((64, 64, 3), np.uint8)], infer)  # warm-up: the first real frame is not slow
         self._infer = infer
+        self._temporal = self._build_temporal(seg)
         return seg
+
+    def _build_temporal(self, seg: Segmenter) -> Any:
+        """The temporal-reuse runner when ``temporal.enabled`` (YOLACT on the torch backend), else None."""
+        if not self._value("temporal.enabled"):
+            return None
+        from instaseg_ros.core.resources import resolve_path
+        from instaseg_ros.models.yolact.temporal import build_temporal
+
+        if seg.family != "yolact" or self._value("backend") != "torch":
+            raise ValueError(
+                "temporal.enabled needs model.family yolact on the torch backend, got "
+                f"{seg.family} on {self._value('backend')}"
+            )
+        flow = resolve_path(self._value("temporal.flow_weights"))
+        reuse = bool(self._value("temporal.reuse_prototypes"))
+        return build_temporal(seg, flow, self._temporal_policy(), reuse)
+
+    def _temporal_policy(self) -> Any:
+        from instaseg_ros.models.yolact.temporal import KeyframePolicyConfig
+
+        return KeyframePolicyConfig(
+            mode=self._value("temporal.policy"),
+            keyframe_interval=int(self._value("temporal.keyframe_interval")),
+            max_interval=int(self._value("temporal.max_interval")),
+            change_threshold=float(self._value("temporal.change_threshold")),
+            flow_threshold=float(self._value("temporal.flow_threshold")),
+            max_time_gap=float(self._value("temporal.max_time_gap")),
+        )
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         family, weights = self._value("model.family"), self._value("model.weights")
@@ -515,6 +549,8 @@ class InstasegNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_input()
         self._tracker.reset()  # the worker has stopped: no frame is being tracked
+        if self._temporal is not None:
+            self._temporal.reset("reactivate")  # the stream restarts with a key frame
         self._state = "inactive"
         return super().on_deactivate(state)
 
@@ -525,6 +561,7 @@ class InstasegNode(LifecycleNode):
         self._pubs = {}
         device = self._seg.device if self._seg is not None else "cpu"
         self._seg = None
+        self._temporal = None
         gc.collect()
         if device.startswith("cuda"):
             import torch
@@ -612,7 +649,11 @@ class InstasegNode(LifecycleNode):
             self._reject(str(e))
             return
         header = msg.header
-        inst, inference_s = self._segment(seg, image, infer)
+        temporal = self._temporal
+        if temporal is not None:  # key / non-key frame by the policy, on the frame's stamp
+            inst, inference_s = self._segment_temporal(temporal, image, infer, header)
+        else:
+            inst, inference_s = self._segment(seg, image, infer)
         track_ids = self._track(inst, image, header)
         out = self._publish_2d(pubs, inst, header, track_ids)
         if self._depth_sync is not None:
@@ -629,6 +670,13 @@ class InstasegNode(LifecycleNode):
         t0 = time.perf_counter()
         inst = seg.segment([image], infer)[0]
         return inst, time.perf_counter() - t0
+
+    @staticmethod
+    def _segment_temporal(temporal: Any, image: np.ndarray, infer: InferenceParams, header):
+        """Like ``_segment`` through the temporal-reuse runner (the stamp drives its resets)."""
+        t0 = time.perf_counter()
+        r = temporal.segment_frame(image, header.stamp.sec + header.stamp.nanosec * 1e-9, infer)
+        return r.instances, time.perf_counter() - t0
 
     def _track(self, inst, image: np.ndarray, header) -> np.ndarray | None:
         """[N] uint16 track ids of ``inst`` (None when tracking is off or failed on this frame: the
@@ -773,6 +821,7 @@ class InstasegNode(LifecycleNode):
             "input_transport": self._value("input_transport"),
             **self._tracking_info(),
             **self._depth_info(),
+            **self._temporal_info(),
         }
         problems, self._problems = self._problems, []
         errors, self._errors = self._errors, []
@@ -794,6 +843,14 @@ class InstasegNode(LifecycleNode):
             )
         ]
         self._diag_pub.publish(arr)
+
+    def _temporal_info(self) -> dict[str, object]:
+        """Diagnostics of temporal reuse: key / non-key frame counts, key-frame ratio and per-kind
+        latency (median, p95 ms; last 500 frames of each kind); only ``temporal_enabled`` when off."""
+        temporal = self._temporal
+        if temporal is None:
+            return {"temporal_enabled": False}
+        return {"temporal_enabled": True, **{f"temporal_{k}": v for k, v in temporal.stats.summary().items()}}
 
     def _tracking_info(self) -> dict[str, object]:
         """Diagnostics of the tracker: live/lost/confirmed tracks of the last frame, births, deaths,

@@ -129,6 +129,22 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("depth.erode_px", 2, RUNTIME, "mask erosion against edge bleeding (colour px)", (0, 20)),
     ParamSpec("depth.min_points", 20, RUNTIME, "fewest valid depth points for a 3D entry", (1, 100000)),
     ParamSpec("depth.points_decimation", 4, RUNTIME, "~/points keeps every n-th pixel in x and y", (1, 64)),
+    # YOLACT temporal reuse on video (YolactEdge): key frames + warped features (models/yolact/temporal.py)
+    ParamSpec("temporal.enabled", False, UNCONFIGURED, "key / non-key frames (YOLACT, torch backend)"),
+    ParamSpec("temporal.flow_weights", "package://instaseg_ros/models/flownet_yolact_se_r18_indoor.pth",
+              UNCONFIGURED, "FeatFlowNet checkpoint trained for model.weights"),
+    ParamSpec("temporal.policy", "interval", RUNTIME, "key frames: interval or adaptive (scene change)",
+              choices=("interval", "adaptive")),
+    ParamSpec("temporal.keyframe_interval", 5, RUNTIME, "interval policy: frames per key frame", (1, 1000)),
+    ParamSpec("temporal.max_interval", 10, RUNTIME, "adaptive: at most this many frames per key", (1, 1000)),
+    ParamSpec("temporal.change_threshold", 0.5, RUNTIME, "adaptive: relative C3 change for a key frame",
+              (0.001, 100.0)),
+    ParamSpec("temporal.flow_threshold", 8.0, RUNTIME, "adaptive: mean flow (input px) for a key frame",
+              (0.001, 10000.0)),
+    ParamSpec("temporal.max_time_gap", 0.5, RUNTIME, "key frame after a longer stamp gap (s); 0 = none",
+              (0.0, 3600.0)),
+    ParamSpec("temporal.reuse_prototypes", False, RUNTIME, "non-key frames warp the prototypes too (faster, "
+              "less accurate masks)"),
     ParamSpec("autostart", True, READ_ONLY, "configure and activate at start-up"),
     ParamSpec("diagnostics_period", 1.0, READ_ONLY, "seconds between /diagnostics messages", (0.1, 60.0)),
 )
