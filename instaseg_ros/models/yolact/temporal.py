@@ -30,6 +30,9 @@ Pieces:
 
 Flow-net checkpoints: ``{format: "instaseg_ros.featflownet", format_version, config, state_dict,
 detector}`` (:func:`save_flow_net` / :func:`load_flow_net`, read with ``weights_only=True``).
+
+The module is over 500 lines because these pieces form one mechanism that is only tested and
+exported together (network, warp, policy, runner, checkpoint); splitting it is a candidate for later.
 """
 
 from __future__ import annotations
