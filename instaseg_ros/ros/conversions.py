@@ -399,7 +399,7 @@ class Rendered:
         source: the instances given to :func:`render_outputs`.
         keep: [M] indices into ``source`` of the instances that own at least one pixel, in score order.
         instance_ids: [H, W] uint16 published instance mask: 0 background, ``ids[k]`` for ``source[keep[k]]``.
-        semantic: [H, W] uint8, 0 background, ``class_id + 1``.
+        semantic: [H, W] uint8, 0 background, ``class_id + 1`` (None when not rendered).
         ids: [M] uint16 published id of each kept instance (its track id, or ``k + 1`` untracked).
         index_image: [H, W] uint8/uint16, 0 background, ``k + 1`` for ``source[keep[k]]`` (the frame's
             own numbering, which the 3D step and ``~/semantic_confidence`` index by).
@@ -408,7 +408,7 @@ class Rendered:
     source: Instances
     keep: np.ndarray
     instance_ids: np.ndarray
-    semantic: np.ndarray
+    semantic: np.ndarray | None
     ids: np.ndarray
     index_image: np.ndarray
 
@@ -418,8 +418,11 @@ class Rendered:
         return self.source if len(self.keep) == len(self.source) else self.source.select(self.keep)
 
 
-def render_outputs(inst: Instances, track_ids: np.ndarray | None = None) -> Rendered:
+def render_outputs(inst: Instances, track_ids: np.ndarray | None = None, semantic: bool = True) -> Rendered:
     """Resolve overlaps (higher score owns a pixel) and drop instances left without pixels.
+
+    ``semantic=False`` skips the class-index image (``Rendered.semantic`` is None): the node renders it
+    only while ``~/semantic_mask`` has subscribers.
 
     Dropping invisible instances keeps Detection2D ids and ``~/instance_mask``
     values a one-to-one match. ``track_ids`` ([N] ids in 1..65535, unique, aligned with
@@ -427,6 +430,7 @@ def render_outputs(inst: Instances, track_ids: np.ndarray | None = None) -> Rend
     """
     import cv2
 
+    want_semantic = semantic
     n = len(inst)
     # 8-bit ids while they fit: painting, counting and look-ups move half the bytes
     ids = resolve_overlaps(inst.masks, inst.scores, inst.image_size, np.uint8 if n < 256 else np.uint16)
@@ -441,7 +445,7 @@ def render_outputs(inst: Instances, track_ids: np.ndarray | None = None) -> Rend
             renumber[1 + keep] = np.arange(1, len(keep) + 1)
             ids = lookup(renumber, ids)
             class_ids = class_ids[keep]
-    semantic = semantic_from_ids(ids, class_ids)
+    semantic = semantic_from_ids(ids, class_ids) if want_semantic else None
     index = ids.astype(np.uint16, copy=False)
     if track_ids is None:
         return Rendered(inst, keep, index, semantic, np.arange(1, len(keep) + 1, dtype=np.uint16), ids)

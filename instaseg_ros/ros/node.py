@@ -699,11 +699,14 @@ class InstasegNode(LifecycleNode):
         return ids
 
     def _publish_2d(self, pubs: dict, inst, header, track_ids: np.ndarray | None = None) -> conv.Rendered:
-        """~/instance_mask, ~/semantic_mask and ~/detections for ``inst``, all with ``header``; the
-        mask values and Detection2D ids are ``track_ids`` (else 1..M)."""
-        out = conv.render_outputs(inst, track_ids)
+        """~/instance_mask, ~/detections and (while subscribed) ~/semantic_mask for ``inst``, all with
+        ``header``; the mask values and Detection2D ids are ``track_ids`` (else 1..M)."""
+        semantic_pub = pubs["semantic_mask"]
+        want_semantic = semantic_pub.get_subscription_count() > 0  # rendered only for its listeners
+        out = conv.render_outputs(inst, track_ids, semantic=want_semantic)
         pubs["instance_mask"].publish(conv.numpy_to_image(out.instance_ids, "mono16", header))
-        pubs["semantic_mask"].publish(conv.numpy_to_image(out.semantic, "mono8", header))
+        if out.semantic is not None:
+            semantic_pub.publish(conv.numpy_to_image(out.semantic, "mono8", header))
         pubs["detections"].publish(
             conv.instances_to_detections(
                 out.source, header, self._value("class_id_format"), keep=out.keep, ids=out.ids
