@@ -71,14 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def find_resource(rel: str) -> Path | None:
     """``rel`` in the installed package share (colcon) or the source tree, whichever exists."""
-    candidates = [Path(__file__).resolve().parents[2] / rel]
-    try:
-        from ament_index_python.packages import get_package_share_directory
+    from instaseg_ros.core.resources import package_file
 
-        candidates.insert(0, Path(get_package_share_directory("instaseg_ros")) / rel)
-    except Exception:  # noqa: BLE001 - no ament index (plain venv) or package not installed there
-        pass
-    return next((c for c in candidates if c.exists()), None)
+    try:
+        return package_file(rel)
+    except FileNotFoundError:
+        return None
 
 
 class _Steps:
@@ -380,12 +378,9 @@ def _launcher(choice: str) -> str:
 
     can_launch = shutil.which("ros2") is not None and importlib.util.find_spec("launch_ros") is not None
     if can_launch:
-        try:
-            from ament_index_python.packages import get_package_share_directory
+        from instaseg_ros.core.resources import share_dir
 
-            get_package_share_directory("instaseg_ros")
-        except Exception:  # noqa: BLE001 - not installed in an ament prefix
-            can_launch = False
+        can_launch = share_dir() is not None  # installed in an ament prefix
     if choice == "yes" and not can_launch:
         raise SystemExit("instaseg demo: error: --launch yes needs `ros2`, launch_ros and a colcon-installed "
                          "instaseg_ros (source install/setup.bash)")

@@ -13,7 +13,6 @@ from typing import Any
 from instaseg_ros.core.resources import resolve_path
 from instaseg_ros.core.segmenter import InferenceParams, Segmenter
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 

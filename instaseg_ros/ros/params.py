@@ -20,7 +20,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.parameter import Parameter
 
-# = instaseg_ros.models.loading.BACKENDS (not imported here: the ROS layer loads model code in configure)
+# = instaseg_ros.runtime.base.BACKEND_NAMES (not imported here: the ROS layer loads model code in configure)
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 # When a parameter may change: at any time, while not active (applied on activate),
