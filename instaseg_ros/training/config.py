@@ -131,6 +131,15 @@ class OptimConfig:
     ``warmup_iters`` and decay "cosine" (to ``min_lr_factor``), "step" (x ``gamma`` at each of
     ``steps``) or "constant". ``lr_mult`` scales the rate of parameters whose name starts with a
     prefix (e.g. ``{"proto_net.": 0.1}``; the longest matching prefix wins).
+
+    ``time_budget_min`` > 0 stops the run after that many wall-clock minutes (counted from the
+    first iteration, periodic validation included) and drives the schedule by the progress
+    ``max(i / max_iters, elapsed / budget)``: a run that reaches its budget before ``max_iters``
+    still ends warmed-up and annealed (set ``max_iters`` above what fits; it stays an upper bound).
+
+    ``ema`` keeps an exponential moving average of the weights (:mod:`instaseg_ros.training.ema`,
+    decay ``ema_decay * (1 - exp(-steps / ema_tau))``) that validation, ``best.pth`` and
+    ``final.pth`` use; ``final_raw.pth`` then holds the last raw weights.
     """
 
     optimizer: str = "adamw"
@@ -146,8 +155,16 @@ class OptimConfig:
     max_iters: int = 1000
     grad_clip: float = 10.0
     lr_mult: dict[str, float] = field(default_factory=dict)
+    time_budget_min: float = 0.0
+    ema: bool = False
+    ema_decay: float = 0.9999
+    ema_tau: float = 2000.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay: must be in (0, 1), got {self.ema_decay}")
+        if self.ema_tau <= 0:
+            raise ConfigError(f"ema_tau: must be > 0, got {self.ema_tau}")
         if self.optimizer not in ("sgd", "adamw", "adam"):
             raise ConfigError(f"optimizer: must be sgd|adam|adamw, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "step", "constant"):
@@ -155,7 +172,7 @@ class OptimConfig:
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
         _at_least(self, max_iters=1, warmup_iters=0, warmup_factor=0.0, min_lr_factor=0.0, gamma=0.0,
-                  grad_clip=0.0, momentum=0.0, weight_decay=0.0)
+                  grad_clip=0.0, momentum=0.0, weight_decay=0.0, time_budget_min=0.0)
 
 
 @dataclass

@@ -4,6 +4,9 @@ A :class:`TrainTask` supplies the model, the datasets, the loss of a batch, vali
 checkpoint writing; :class:`Trainer` does the rest:
 
 * optimiser (SGD/Adam/AdamW) with linear warm-up and cosine / step / constant decay per iteration,
+* an optional wall-clock budget (``optim.time_budget_min``): the run stops there and the schedule
+  follows ``max(iteration fraction, time fraction)``, so a short budget still ends annealed,
+* an optional EMA of the weights (``optim.ema``) for validation and checkpoints,
 * mixed precision on CUDA (``torch.autocast`` + ``GradScaler``), gradient clipping,
 * DDP when launched by ``torchrun`` (``WORLD_SIZE`` > 1): process group, ``DistributedSampler``,
   only rank 0 validates and writes,
@@ -13,12 +16,14 @@ checkpoint writing; :class:`Trainer` does the rest:
   scaler, position in the epoch and every random state, as tensors and plain values, so it loads
   with ``weights_only=True`` and a resumed run ends with the weights of an uninterrupted one when
   ``data.num_workers`` is 0; with workers their augmentation restarts within the interrupted epoch),
-* a final validation report (``report.json`` + ``report.md``) of the best checkpoint.
+* a final validation report (``report.json`` + ``report.md``) of the best checkpoint, with the
+  training's wall and process CPU seconds and what stopped it (``max_iters`` or ``time_budget``).
 
 Output folder::
 
     config.yaml  metrics.csv  val.csv  tb/  loss_curve.png  last_state.pth
     best.pth  final.pth  report.json  report.md  data_report.json (dataset problems, if any)
+    final_raw.pth (with ``optim.ema``: the last raw weights; final.pth holds the average)
 """
 
 from __future__ import annotations
@@ -101,16 +106,22 @@ class TrainTask(ABC):
         """Restore what :meth:`rng_state` returned."""
 
 
-def lr_factor(it: int, cfg: OptimConfig) -> float:
-    """Multiplier of ``cfg.lr`` at iteration ``it`` (warm-up x decay)."""
+def lr_factor(it: int, cfg: OptimConfig, time_fraction: float = 0.0) -> float:
+    """Multiplier of ``cfg.lr`` at iteration ``it`` (warm-up x decay).
+
+    The decay follows the progress ``t = max(it / max_iters, time_fraction)`` (``time_fraction``:
+    elapsed / ``optim.time_budget_min``, 0 without a budget); "step" milestones are iterations,
+    scaled by ``t * max_iters / it`` when time runs ahead of iterations.
+    """
     warm = 1.0
     if cfg.warmup_iters > 0 and it < cfg.warmup_iters:
         warm = cfg.warmup_factor + (1.0 - cfg.warmup_factor) * it / cfg.warmup_iters
+    t = min(1.0, max(min(it, cfg.max_iters) / cfg.max_iters, float(time_fraction)))
     if cfg.schedule == "cosine":
-        t = min(it, cfg.max_iters) / cfg.max_iters
         decay = cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * t))
     elif cfg.schedule == "step":
-        decay = cfg.gamma ** sum(it >= s for s in cfg.steps)
+        pos = max(it, t * cfg.max_iters)
+        decay = cfg.gamma ** sum(pos >= s for s in cfg.steps)
     else:
         decay = 1.0
     return warm * decay
@@ -215,6 +226,9 @@ class TrainResult:
     best_iteration: int
     history: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    stopped_by: str = "max_iters"
 
 
 class Trainer:
@@ -290,7 +304,22 @@ class Trainer:
             write_yaml(self.out / "config.yaml", cfg.to_dict())
         module = task.module.to(dev)
         opt = build_optimizer(module, cfg.optim)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg.optim))
+        budget_s = 60.0 * cfg.optim.time_budget_min
+        clock = {"t0": time.perf_counter(), "c0": time.process_time(), "wall": 0.0, "cpu": 0.0}
+
+        def elapsed() -> float:  # wall seconds of training so far (earlier sessions of a resumed run too)
+            return clock["wall"] + time.perf_counter() - clock["t0"]
+
+        def time_fraction() -> float:
+            return elapsed() / budget_s if budget_s > 0 else 0.0
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg.optim, time_fraction()))
+        ema = None
+        if cfg.optim.ema:
+            from instaseg_ros.training.ema import ModelEMA
+
+            ema = ModelEMA(module, cfg.optim.ema_decay, cfg.optim.ema_tau)
+        self._ema = ema
         use_amp = bool(cfg.train.amp and dev.type == "cuda")
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         start, best, best_it, history = 0, -math.inf, -1, []
@@ -306,6 +335,11 @@ class Trainer:
             history = list(state.get("history", []))
             epoch, done_in_epoch = int(state.get("epoch", 0)), int(state.get("batches_in_epoch", 0))
             running = dict(state.get("running", {}))
+            clock["wall"], clock["cpu"] = float(state.get("wall_s", 0.0)), float(state.get("cpu_s", 0.0))
+            if ema is not None and state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+            elif ema is not None:  # a state written without EMA: start the average from its weights
+                ema = self._ema = type(ema)(module, cfg.optim.ema_decay, cfg.optim.ema_tau, updates=start)
             log.info("resumed from %s at iteration %d", self.resume, start)
         model: nn.Module = module
         if self.dist.world_size > 1:
@@ -332,11 +366,15 @@ class Trainer:
             bar = tqdm(total=cfg.optim.max_iters, initial=start, desc=f"train {cfg.task}", dynamic_ncols=True)
         it = start
         t_last, n_img = time.perf_counter(), 0
+        stopped_by = "max_iters"
+        clock["t0"], clock["c0"] = time.perf_counter(), time.process_time()
         module.train()
-        while it < cfg.optim.max_iters:
+        while it < cfg.optim.max_iters and stopped_by == "max_iters":
             for batch in self._loader(train_ds, epoch, done_in_epoch):
-                if it >= cfg.optim.max_iters:
+                if it >= cfg.optim.max_iters or stopped_by != "max_iters":
                     break
+                if hasattr(task, "set_iteration"):  # per-batch choices (multi-scale input size)
+                    task.set_iteration(it)
                 done_in_epoch += 1
                 with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
                     losses = task.loss(model, batch, dev)
@@ -346,6 +384,8 @@ class Trainer:
                     log.warning("iteration %d: non-finite loss %s, step skipped", it, float(total))
                     sched.step()
                     it += 1
+                    if budget_s > 0 and self._out_of_time(elapsed() >= budget_s):
+                        stopped_by = "time_budget"
                     continue
                 scaler.scale(total).backward()
                 scaler.unscale_(opt)
@@ -355,13 +395,18 @@ class Trainer:
                 )
                 scaler.step(opt)
                 scaler.update()
-                sched.step()
+                if ema is not None:
+                    ema.update(module)
                 it += 1
+                if budget_s > 0 and self._out_of_time(elapsed() >= budget_s):
+                    stopped_by = "time_budget"
+                sched.step()
+                last = it >= cfg.optim.max_iters or stopped_by != "max_iters"
                 n_img += _batch_size(batch) * self.dist.world_size
                 for k, v in losses.items():
                     fv = float(v.detach())
                     running[k] = 0.9 * running.get(k, fv) + 0.1 * fv
-                if main and (it % cfg.train.log_interval == 0 or it == cfg.optim.max_iters):
+                if main and (it % cfg.train.log_interval == 0 or last):
                     dt = time.perf_counter() - t_last
                     rate = n_img / max(dt, 1e-9)
                     row = {"iteration": it, "lr": opt.param_groups[0]["lr"], "grad_norm": gnorm,
@@ -379,26 +424,40 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 do_val = cfg.train.val_interval > 0 and it % cfg.train.val_interval == 0
-                if do_val or it == cfg.optim.max_iters:
+                if do_val or last:
                     if main:
-                        best, best_it = self._validate(val_ds, it, running, history, best, best_it, writer)
+                        with self._weights_for_eval():
+                            best, best_it = self._validate(val_ds, it, running, history, best, best_it,
+                                                           writer)
                     module.train()
                     self._barrier()
-                if main and (it % cfg.train.checkpoint_interval == 0 or it == cfg.optim.max_iters):
+                if main and (it % cfg.train.checkpoint_interval == 0 or last):
                     self._save_state({
                         "model": module.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
                         "iteration": it, "epoch": epoch, "batches_in_epoch": done_in_epoch, "best": best,
                         "best_iteration": best_it, "history": history, "running": running,
+                        "ema": ema.state_dict() if ema is not None else None,
+                        "wall_s": elapsed(), "cpu_s": clock["cpu"] + time.process_time() - clock["c0"],
                     })  # fmt: skip
-            epoch, done_in_epoch = epoch + 1, 0
+            if stopped_by == "max_iters":
+                epoch, done_in_epoch = epoch + 1, 0
         if bar is not None:
             bar.close()
-        result = TrainResult(self.out, it, best, best_it, history)
+        wall_s, cpu_s = elapsed(), clock["cpu"] + time.process_time() - clock["c0"]
+        result = TrainResult(self.out, it, best, best_it, history, wall_s=wall_s, cpu_s=cpu_s,
+                             stopped_by=stopped_by)
+        if stopped_by == "time_budget":
+            log.info("time budget of %.1f min reached at iteration %d", cfg.optim.time_budget_min, it)
         if main:
-            task.save_inference(self.out / "final.pth", fp16=cfg.train.save_fp16, iteration=it)
-            if not (self.out / "best.pth").exists():
-                task.save_inference(self.out / "best.pth", fp16=cfg.train.save_fp16, iteration=it)
+            if ema is not None:
+                task.save_inference(self.out / "final_raw.pth", fp16=cfg.train.save_fp16, iteration=it,
+                                    ema=False)
+            tag = {"ema": True} if ema is not None else {}
+            with self._weights_for_eval():
+                task.save_inference(self.out / "final.pth", fp16=cfg.train.save_fp16, iteration=it, **tag)
+                if not (self.out / "best.pth").exists():
+                    task.save_inference(self.out / "best.pth", fp16=cfg.train.save_fp16, iteration=it, **tag)
             if writer is not None:
                 writer.close()
             plot_curves(self.out)
@@ -407,6 +466,14 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------ pieces
+    def _weights_for_eval(self) -> Any:
+        """Context in which ``task.module`` holds the weights to validate and save: the EMA with
+        ``optim.ema``, else the trained ones."""
+        from contextlib import nullcontext
+
+        ema = getattr(self, "_ema", None)
+        return ema.applied(self.task.module) if ema is not None else nullcontext()
+
     def _validate(self, val_ds, it, running, history, best, best_it, writer) -> tuple[float, int]:
         cfg = self.cfg
         metrics: dict[str, Any] = {}
@@ -467,6 +534,10 @@ class Trainer:
             "task": cfg.task, "iterations": result.iterations, "best_iteration": result.best_iteration,
             "select_metric": cfg.train.select_metric, "best_metric": result.best_metric,
             "history": result.history, "data_problems": self.task.data_reports(),
+            "stopped_by": result.stopped_by, "train_wall_s": round(result.wall_s, 2),
+            "train_cpu_s": round(result.cpu_s, 2), "time_budget_min": cfg.optim.time_budget_min,
+            "ema": cfg.optim.ema, "num_threads": torch.get_num_threads(),
+            "loadavg_end": list(os.getloadavg()),
         }
         if val_ds is not None and len(val_ds):
             try:
@@ -480,6 +551,16 @@ class Trainer:
         if report["data_problems"]:
             (self.out / "data_report.json").write_text(json.dumps(report["data_problems"], indent=2))
         return report
+
+    def _out_of_time(self, local: bool) -> bool:
+        """Whether the time budget is spent; under DDP every rank stops together (any rank's clock)."""
+        if self.dist.world_size <= 1:
+            return local
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if local else 0.0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item() > 0)
 
     def _barrier(self) -> None:
         if self.dist.world_size > 1:
