@@ -37,6 +37,9 @@ class AugmentConfig:
         min_area: instances with fewer visible pixels after the transform are dropped.
         min_fraction: ...or with less than this fraction of their area before the transform.
         seed: seed of the albumentations pipeline (None = random).
+        mosaic, mosaic_scale, copy_paste, copy_paste_fraction, copy_paste_flip: the
+            multi-sample augmentations of :class:`instaseg_ros.data.mosaic.MixConfig`, applied by the
+            training task after this per-image pipeline (0 = off).
     """
 
     hflip: float = 0.5
@@ -54,6 +57,19 @@ class AugmentConfig:
     min_area: int = 4
     min_fraction: float = 0.1
     seed: int | None = None
+    mosaic: float = 0.0
+    mosaic_scale: tuple[float, float] = (0.5, 1.0)
+    copy_paste: float = 0.0
+    copy_paste_fraction: float = 0.5
+    copy_paste_flip: float = 0.5
+
+    def mix_config(self) -> Any:
+        """The mosaic / copy-paste part as a :class:`~instaseg_ros.data.mosaic.MixConfig`."""
+        from instaseg_ros.data.mosaic import MixConfig
+
+        return MixConfig(mosaic=self.mosaic, mosaic_scale=self.mosaic_scale, copy_paste=self.copy_paste,
+                         copy_paste_fraction=self.copy_paste_fraction, copy_paste_flip=self.copy_paste_flip,
+                         min_area=self.min_area, min_fraction=self.min_fraction)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> AugmentConfig:
@@ -62,7 +78,7 @@ class AugmentConfig:
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"AugmentConfig: unknown keys {unknown}")
-        for k in ("scale", "size"):
+        for k in ("scale", "size", "mosaic_scale"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         return cls(**d)

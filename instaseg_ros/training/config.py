@@ -86,16 +86,24 @@ class DatasetSpec:
 
 @dataclass
 class DataConfig:
-    """Datasets, augmentation and loading."""
+    """Datasets, augmentation and loading.
+
+    ``multi_scale``: network input sizes drawn per batch (e.g. [224, 256, 288, 320]; empty = the
+    model's fixed input); families that cannot change their input per batch refuse it.
+    """
 
     train: DatasetSpec = field(default_factory=DatasetSpec)
     val: DatasetSpec | None = None
     augment: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 8
     num_workers: int = 0
+    multi_scale: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _at_least(self, batch_size=1, num_workers=0)
+        bad = [s for s in self.multi_scale if s < 32 or s % 32]
+        if bad:
+            raise ConfigError(f"multi_scale: sizes must be multiples of 32 and >= 32, got {bad}")
 
 
 @dataclass

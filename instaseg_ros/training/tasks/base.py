@@ -49,7 +49,13 @@ class BaseTask(TrainTask):
         self._train_ds: Any = None
         self._val_ds: Any = None
         self.rngs: dict[str, Rng] = {}
+        self._mixed: Any = None
         torch.manual_seed(cfg.seed)
+        if cfg.data.multi_scale and not self.supports_multi_scale:
+            raise ConfigError(f"data.multi_scale: the {cfg.task} task has a fixed input size; remove it")
+
+    #: whether the family draws its input size per batch (``data.multi_scale``)
+    supports_multi_scale = False
 
     # ------------------------------------------------------------------ hooks
     def data_class_names(self) -> list[str] | None:
@@ -95,14 +101,29 @@ class BaseTask(TrainTask):
         return list(self._train_ds.class_names)
 
     def train_dataset(self) -> Any:
-        """The training split with the seeded augmentation pipeline attached."""
+        """The training split with the seeded augmentation pipeline attached, wrapped by mosaic /
+        copy-paste (:mod:`instaseg_ros.data.mosaic`) when ``data.augment`` turns them on."""
         if self._train_ds is None:
             self._train_ds = build_dataset(self.cfg.data.train, None, self.data_class_names())
         if getattr(self._train_ds, "transform", None) is None:
             from instaseg_ros.data.augment import build_transform
 
             self._train_ds.transform = build_transform(self.augment_config(), train=True)
-        return self._train_ds
+        if self._mixed is None:
+            aug = self.augment_config()
+            try:
+                mix = aug.mix_config()
+            except ValueError as e:
+                raise ConfigError(f"data.augment: {e}") from None
+            if mix.active:
+                from instaseg_ros.data.mosaic import MixingDataset
+
+                if aug.size is None:
+                    raise ConfigError(f"data.augment: mosaic / copy-paste need samples of one size; the "
+                                      f"{self.cfg.task} task keeps the image sizes")
+                self._mixed = MixingDataset(self._train_ds, mix, seed=self.cfg.seed)
+                self.rngs["mix"] = self._mixed.rng
+        return self._mixed if self._mixed is not None else self._train_ds
 
     def val_dataset(self) -> Any | None:
         """The validation split (no augmentation), or None without ``data.val``."""

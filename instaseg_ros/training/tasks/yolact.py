@@ -16,6 +16,7 @@ fresh initialisation, everything else is loaded.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,15 @@ def load_pretrained(model: nn.Module, state_dict: dict[str, Tensor], mode: str =
 
 
 class YolactTask(BaseTask):
-    """YOLACT-SE on a training config (see :mod:`instaseg_ros.training.config`)."""
+    """YOLACT-SE on a training config (see :mod:`instaseg_ros.training.config`).
+
+    ``data.multi_scale`` (e.g. [224, 256, 288, 320]): each batch is resized to a size drawn from the
+    list by ``(seed, iteration)`` (reproducible, nothing to store on resume) and runs through the
+    network with the priors of that size (anchors keep their pixel sizes); augmentation resizes to
+    the largest size first. Validation and checkpoints use ``model.input_size``.
+    """
+
+    supports_multi_scale = True
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         from instaseg_ros.models.yolact import YolactConfig, YolactSE, YolactSegmenter
@@ -160,14 +169,51 @@ class YolactTask(BaseTask):
         self._gen = torch.Generator().manual_seed(cfg.seed)
         self.rngs["loss"] = self._gen
         self._warned_dead = False
+        self._iteration = 0
+        self._priors: dict[int, Tensor] = {}
+        if cfg.data.multi_scale and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("data.multi_scale: not supported with torchrun (DDP); remove it")
 
     # ------------------------------------------------------------------ data
     def data_class_names(self) -> list[str]:
         return list(self.model_cfg.class_names)
 
     def augment_size(self) -> tuple[int, int]:
-        """Training images are resized to the square network input by the augmentation."""
-        return (self.model_cfg.input_size, self.model_cfg.input_size)
+        """Training images are resized to the square network input by the augmentation (the largest
+        of ``data.multi_scale`` when set)."""
+        s = max([self.model_cfg.input_size, *self.cfg.data.multi_scale]) if self.cfg.data.multi_scale \
+            else self.model_cfg.input_size
+        return (s, s)
+
+    def set_iteration(self, it: int) -> None:
+        """The trainer's iteration (draws the multi-scale size of the batch)."""
+        self._iteration = int(it)
+
+    def input_side_for(self, it: int) -> int:
+        """Input side of iteration ``it``: ``model.input_size``, or a size of ``data.multi_scale``
+        drawn from ``(seed, it)``."""
+        sizes = self.cfg.data.multi_scale
+        if not sizes:
+            return self.model_cfg.input_size
+        return int(sizes[int(np.random.default_rng([self.cfg.seed, it]).integers(len(sizes)))])
+
+    def _forward(self, module: nn.Module, x: Tensor) -> dict[str, Any]:
+        """``module(x)``, or for another input side than ``model.input_size`` the same stages with
+        the priors of that side."""
+        s = x.shape[-1]
+        if s == self.model_cfg.input_size:
+            return module(x)
+        from instaseg_ros.models.yolact.network import feature_sizes, make_priors
+
+        net = getattr(module, "module", module)
+        if s not in self._priors:
+            c = self.model_cfg
+            self._priors[s] = make_priors(feature_sizes(s, 3 + c.fpn_num_downsample), c.anchor_scales,
+                                          c.anchor_aspect_ratios, s, c.square_anchors)
+        feats = net.backbone(x)
+        out = net.heads(net.fpn([feats[i] for i in net.selected_layers]))
+        out["priors"] = self._priors[s].to(x.device)
+        return out
 
     def collate(self, samples: list) -> dict[str, Any]:
         """Samples (already ``S x S``) -> ``{"images": [B, 3, S, S] normalised, "targets": [...]}``."""
@@ -193,7 +239,10 @@ class YolactTask(BaseTask):
     def loss(self, module: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Tensor]:
         x = batch["images"].to(device, non_blocking=True)
         targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
-        out = module(x)
+        side = self.input_side_for(self._iteration)
+        if x.shape[-1] != side or x.shape[-2] != side:  # boxes are relative; masks follow in the loss
+            x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+        out = self._forward(module, x)
         if not self._warned_dead and not bool((out["proto"] > 0).any()):
             self._warned_dead = True
             log.warning("every prototype is zero on this batch (dead ReLU prototypes): the mask loss "
