@@ -5,6 +5,7 @@
   instaseg eval-bag BAG --gt GT.json --mode live --rate-multiplier 1.0 --out DIR --output-bag DIR/outputs
   instaseg eval-bag BAG --gt GT.json --weights W.pth --backend tensorrt --precision int8 \\
       --calib IMAGES --out DIR
+  instaseg eval-bag BAG --gt GT.json --temporal --temporal.keyframe_interval 5 --out DIR
 
 offline: every frame through the model in this process, as fast as possible (deterministic).
 live:    the bag replayed at its recorded rate (x multiplier) to the real node (its own process, over
@@ -12,6 +13,11 @@ live:    the bag replayed at its recorded rate (x multiplier) to the real node (
 Writes DIR/report.html (self-contained), DIR/summary.md and DIR/metrics.json (every number).
 The ground truth is COCO JSON whose images carry "stamp_ns" (the image message's header stamp);
 see `instaseg bag-extract` and `python -m instaseg_ros.evaluation.gt_tools` to make one.
+
+Temporal reuse (YOLACT, torch backend; YolactEdge key frames + warped features): --temporal, and the
+node's temporal.* parameters as --temporal.NAME (or --temporal-NAME); giving any of them turns it on.
+offline: frames in bag order through TemporalYolact on their header stamps; live: the node's parameters.
+The key-frame count and ratio and the key / non-key latency are in metrics.json and the summary.
 """
 
 from __future__ import annotations
@@ -137,6 +143,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="also write the input frames and the model's outputs to this rosbag2 (mcap)",
     )
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_temporal_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -168,6 +175,14 @@ def run(args: argparse.Namespace) -> int:
         return fail("--calib (INT8 calibration) needs --backend onnxruntime or tensorrt")
     if args.stamp_tolerance_ms < 0:
         return fail(f"--stamp-tolerance-ms must be >= 0, got {args.stamp_tolerance_ms}")
+    try:
+        temporal = _temporal_settings(args)
+    except ValueError as e:
+        return fail(f"temporal reuse: {e}")
+    if temporal is not None and (args.model != "yolact" or args.backend != "torch"):
+        return fail(
+            f"--temporal needs --model yolact on the torch backend, got {args.model} on {args.backend}"
+        )
     plugins = list(args.plugin)
     if args.model == "oracle" and "instaseg_ros.evaluation.oracle" not in plugins:
         plugins.append("instaseg_ros.evaluation.oracle")
@@ -201,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         output_bag=args.output_bag,
         dds_profile=args.dds_profile,
         launcher="ros2 launch" if args.launcher == "ros2-launch" else "python",
+        temporal=temporal,
     )
     try:
         if args.large_image_profile and not cfg.dds_profile:
@@ -227,10 +243,59 @@ def run(args: argparse.Namespace) -> int:
         f"drop rate {100 * s['drop_rate']:.1f} % | "
         f"{s['throughput_fps']:.2f} frames/s"
     )
+    tmp = (s.get(s["mode"]) or {}).get("temporal")
+    if tmp:
+        print(
+            f"temporal reuse: {tmp['key_frames']} key / {tmp['nonkey_frames']} non-key frames "
+            f"(key ratio {_num(tmp['key_ratio'], 2)}) | key p50 {_ms(tmp['key_ms_median'])}, "
+            f"non-key p50 {_ms(tmp['nonkey_ms_median'])}"
+        )
     print(f"report: {paths['html']}\nsummary: {paths['markdown']}\nmetrics: {paths['json']}")
     if args.output_bag:
         print(f"output bag: {args.output_bag}")
     return 0
+
+
+#: the node's temporal.* parameters: (name, type, help); defaults come from TemporalSettings
+_TEMPORAL_OPTIONS = (
+    ("flow_weights", str, "FeatFlowNet checkpoint trained for --weights (default: the shipped one)"),
+    ("policy", str, "key frames: interval (every keyframe_interval-th) or adaptive (scene change)"),
+    ("keyframe_interval", int, "interval policy: frames per key frame (1 = every frame)"),
+    ("max_interval", int, "adaptive: at most this many frames per key frame"),
+    ("change_threshold", float, "adaptive: relative C3 feature change that forces a key frame"),
+    ("flow_threshold", float, "adaptive: mean flow (network-input px) that forces a key frame"),
+    ("max_time_gap", float, "a key frame after a longer stamp gap (s); 0 = none"),
+)
+
+
+def _add_temporal_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("temporal reuse (YOLACT, torch backend; the node's temporal.* parameters)")
+    g.add_argument("--temporal", "--temporal.enabled", dest="temporal_enabled", action="store_true",
+                   help="key / non-key frames (implied by any option below)")  # fmt: skip
+    for name, typ, text in _TEMPORAL_OPTIONS:
+        flags = [f"--temporal.{name}", f"--temporal-{name.replace('_', '-')}"]
+        choices = ("interval", "adaptive") if name == "policy" else None
+        g.add_argument(*flags, dest=f"temporal_{name}", type=typ, default=None, choices=choices, help=text,
+                       metavar=name.split("_")[-1].upper())  # fmt: skip
+    g.add_argument("--temporal.reuse_prototypes", "--temporal-reuse-prototypes", action="store_true",
+                   dest="temporal_reuse_prototypes", default=None,
+                   help="non-key frames warp the key's prototypes too (faster, less accurate)")  # fmt: skip
+
+
+def _temporal_settings(args: argparse.Namespace) -> object | None:
+    """``TemporalSettings`` from the ``--temporal*`` options, or None when none was given.
+
+    Raises:
+        ValueError: a bad policy, interval or threshold.
+    """
+    given = {n: getattr(args, f"temporal_{n}") for n, *_ in _TEMPORAL_OPTIONS}
+    given["reuse_prototypes"] = args.temporal_reuse_prototypes
+    given = {k: v for k, v in given.items() if v is not None}
+    if not args.temporal_enabled and not given:
+        return None
+    from instaseg_ros.models.yolact.temporal import TemporalSettings
+
+    return TemporalSettings(enabled=True, **given)
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
@@ -258,6 +323,10 @@ def _gt_topic(path: str) -> str | None:
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None or v < 0 else f"{100 * v:.1f}"
+
+
+def _num(v: float | None, digits: int) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
 
 
 def _ms(v: float | None) -> str:

@@ -236,6 +236,7 @@ def _offline(
             progress,
             writer.write if writer else None,
             observers=[scoring.observe] if scoring is not None else None,
+            temporal=cfg.temporal,
         )
     finally:
         if writer is not None:

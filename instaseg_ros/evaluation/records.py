@@ -122,6 +122,8 @@ class BagEvalConfig:
         tracking: score MOT metrics (tracker vs IoU baseline) when the ground truth has ``track_id``.
         depth_3d: score 3D centres/sizes when the ground truth has ``center_3d`` and a depth topic
             (live: the node runs with ``depth.enabled`` and gets the bag's depth topics too).
+        temporal: YOLACT temporal reuse (``models.yolact.temporal.TemporalSettings``, the node's
+            ``temporal.*`` parameters) or None; offline: frames in bag order through ``TemporalYolact``.
     """
 
     bag: str
@@ -142,6 +144,7 @@ class BagEvalConfig:
     launcher: str = "python"
     tracking: bool = True
     depth_3d: bool = True
+    temporal: Any = None
 
 
 @dataclass

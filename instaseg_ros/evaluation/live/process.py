@@ -19,7 +19,8 @@ NODE_NAME = "instaseg_node"
 
 
 def node_arguments(cfg: BagEvalConfig, namespace: str) -> list[str]:
-    """``--ros-args`` of the evaluated node: namespace, input remap, model and threshold parameters."""
+    """``--ros-args`` of the evaluated node: namespace, input remap, model, threshold and (when enabled)
+    ``temporal.*`` parameters; ``cfg.node_params`` last (they win)."""
     m = cfg.model
     p = m.params
     params: dict[str, Any] = {
@@ -42,6 +43,8 @@ def node_arguments(cfg: BagEvalConfig, namespace: str) -> list[str]:
         params["model.config"] = str(Path(resolve_path(m.config)).resolve())
     if p.class_filter:
         params["class_filter"] = list(p.class_filter)
+    if cfg.temporal is not None and cfg.temporal.enabled:
+        params.update(cfg.temporal.node_params())
     params.update(cfg.node_params)
     args = ["--ros-args", "-r", f"__ns:={namespace}", "-r", f"__node:={NODE_NAME}"]
     args += ["-r", f"image:={namespace}/image"]

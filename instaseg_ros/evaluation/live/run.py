@@ -100,7 +100,31 @@ def run_live(
         "node_log": str(log_file),
         "node_diagnostics": player.col.diagnostics,
     }
+    if cfg.temporal is not None and cfg.temporal.enabled:
+        extra["temporal"] = temporal_from_diagnostics(player.col.diagnostics, cfg.temporal)
     return RunData("live", records, results, wall, class_names, node_rss, "node process (VmHWM)", None, extra)
+
+
+def temporal_from_diagnostics(diag: dict[str, str], settings: Any) -> dict[str, Any]:
+    """The node's temporal-reuse diagnostics (``temporal_*`` strings; its last report, counted over
+    its last 500 frames of each kind) as numbers, with the settings it ran: key/non-key frames,
+    key-frame ratio, per-kind latency median / p95 ms (None where the node did not say)."""
+    from dataclasses import asdict
+
+    def num(key: str) -> float | None:
+        try:
+            v = float(diag[f"temporal_{key}"])
+        except (KeyError, ValueError):
+            return None
+        return v if v == v else None  # NaN (no frame of this kind) -> None
+
+    names = ("key_frames", "nonkey_frames", "key_ratio", "key_ms_median", "key_ms_p95", "nonkey_ms_median",
+             "nonkey_ms_p95")  # fmt: skip
+    out: dict[str, Any] = {"settings": asdict(settings), "source": "node diagnostics"}
+    out.update({k: num(k) for k in names})
+    for k in ("key_frames", "nonkey_frames"):
+        out[k] = int(out[k]) if out[k] is not None else None
+    return out
 
 
 def live_environment(cfg: BagEvalConfig) -> dict[str, str]:
@@ -125,6 +149,16 @@ def live_environment(cfg: BagEvalConfig) -> dict[str, str]:
         check_model_file(cfg.model.config, "config")
     except ModelLoadError as e:
         raise EvalError(str(e)) from e
+    if cfg.temporal is not None and cfg.temporal.enabled:
+        if cfg.model.family != "yolact" or cfg.model.backend != "torch":
+            raise EvalError(
+                f"temporal reuse needs --model yolact on the torch backend, got {cfg.model.family} on "
+                f"{cfg.model.backend}"
+            )
+        try:
+            cfg.temporal.node_params()
+        except FileNotFoundError as e:
+            raise EvalError(f"temporal reuse: flow-net checkpoint: {e}") from e
     env = dict(os.environ)
     if cfg.dds_profile:
         if not Path(cfg.dds_profile).is_file():

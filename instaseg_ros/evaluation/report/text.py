@@ -82,6 +82,13 @@ def key_numbers(s: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{diag.get('inference_ms_p50', '?')} / {diag.get('inference_ms_p95', '?')} ms",
             ),
         ]
+    tmp = (s.get(s["mode"]) or {}).get("temporal")
+    if tmp:  # YOLACT temporal reuse (evaluation/offline.py, live/run.py)
+        rows.append((
+            "temporal reuse: key / non-key frames (key ratio); latency p50 key / non-key",
+            f"{tmp['key_frames']} / {tmp['nonkey_frames']} ({fmt(tmp['key_ratio'], 2)}); "
+            f"{fmt(tmp['key_ms_median'], 1, unit=' ms')} / {fmt(tmp['nonkey_ms_median'], 1, unit=' ms')}",
+        ))  # fmt: skip
     return rows
 
 

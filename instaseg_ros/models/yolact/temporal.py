@@ -570,6 +570,56 @@ def build_temporal(
     return TemporalYolact(segmenter, fn, policy, reuse_prototypes)
 
 
+#: the shipped flow net for the shipped YOLACT-SE (the node's ``temporal.flow_weights`` default)
+DEFAULT_FLOW_WEIGHTS = "package://instaseg_ros/models/flownet_yolact_se_r18_indoor.pth"
+
+
+@dataclass
+class TemporalSettings:
+    """The node's ``temporal.*`` parameters as one record (field = parameter name without the prefix),
+    so ``eval-bag`` offline (a :class:`TemporalYolact` in the evaluator) and live (the node's parameters)
+    run the same settings. Defaults equal the node's (a test keeps them in step)."""
+
+    enabled: bool = False
+    flow_weights: str = DEFAULT_FLOW_WEIGHTS
+    policy: str = "interval"
+    keyframe_interval: int = 5
+    max_interval: int = 10
+    change_threshold: float = 0.5
+    flow_threshold: float = 8.0
+    max_time_gap: float = 0.5
+    reuse_prototypes: bool = False
+
+    def __post_init__(self) -> None:
+        self.policy_config()  # ValueError on a bad mode, interval or threshold
+
+    def policy_config(self) -> KeyframePolicyConfig:
+        return KeyframePolicyConfig(
+            mode=self.policy,
+            keyframe_interval=int(self.keyframe_interval),
+            max_interval=int(self.max_interval),
+            change_threshold=float(self.change_threshold),
+            flow_threshold=float(self.flow_threshold),
+            max_time_gap=float(self.max_time_gap),
+        )
+
+    def node_params(self) -> dict[str, Any]:
+        """``{"temporal.<name>": value}`` for the node (``flow_weights`` resolved to an absolute path)."""
+        from instaseg_ros.core.resources import resolve_path
+
+        out = {f"temporal.{k}": v for k, v in self.__dict__.items()}
+        out["temporal.flow_weights"] = str(Path(resolve_path(self.flow_weights)).resolve())
+        return out
+
+    def build(self, segmenter: Any) -> TemporalYolact:
+        """The runner for ``segmenter`` (ValueError: not a torch YOLACT, or a flow net that does not fit;
+        FileNotFoundError: no flow-net file)."""
+        from instaseg_ros.core.resources import resolve_path
+
+        path = resolve_path(self.flow_weights)
+        return build_temporal(segmenter, path, self.policy_config(), reuse_prototypes=self.reuse_prototypes)
+
+
 
 # ------------------------------------------------------------------------------- ONNX export
 RAW_NAMES = ("loc", "conf", "mask", "proto")
