@@ -156,22 +156,35 @@ def run_stream(seg: Any, flow_net: Any, policies: dict[str, Any], sequences: lis
     return out
 
 
-def stage_breakdown(seg: Any, flow_net: Any, image: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median ms per stage of one frame: the key path and the non-key path piece by piece."""
-    import torch
+#: stages of each kind of frame (names of :func:`stage_breakdown`)
+_SHARED = ("preprocess", "stem", "backbone_stage1", "backbone_stage2_C3")
+KEY_STAGES = (*_SHARED, "backbone_stage3_C4", "backbone_stage4_C5", "fpn_phase1", "fpn_phase2", "proto_net",
+              "head", "postprocess")  # fmt: skip
+NONKEY_STAGES = (*_SHARED, "lateral_C3", "flow_net", "warp+P3", "fpn_phase2", "proto_net", "head",
+                 "postprocess")  # fmt: skip
 
-    from instaseg_ros.models.yolact.temporal import (
-        key_pass,
-        partial_pass,
-        transformed_levels,
-        warp_prototypes,
-    )
+
+def stage_breakdown(seg: Any, flow_net: Any, image: np.ndarray, repeats: int) -> dict[str, Any]:
+    """Per stage of one frame: median ms over ``repeats`` and GMAC (multiply-adds counted by
+    ``torch.utils.flop_counter``, load-independent), for the key path and the non-key path piece by piece,
+    with each path's sums and the non-key / key ratios (``floor_gmac_ratio``: what the non-key frame
+    must still compute, as a share of the key frame's work)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from instaseg_ros.models.yolact.temporal import key_pass, transformed_levels, warp_prototypes
 
     net = seg._net
+    bb = net.backbone
     fn = flow_net.to(seg.device).eval()
     times: dict[str, list[float]] = {}
+    gmac: dict[str, float] = {}
 
     def timed(name: str, f: Any) -> Any:
+        if name not in gmac:
+            with FlopCounterMode(display=False) as fc:
+                f()
+            gmac[name] = fc.get_total_flops() / 2e9
         t0 = time.perf_counter()
         out = f()
         times.setdefault(name, []).append((time.perf_counter() - t0) * 1e3)
@@ -181,20 +194,37 @@ def stage_breakdown(seg: Any, flow_net: Any, image: np.ndarray, repeats: int) ->
         for _ in range(repeats + 1):
             x, metas = timed("preprocess", lambda: seg.preprocess([image]))
             x = x.contiguous(memory_format=torch.channels_last)
-            feats, lat = timed("backbone_to_C3+lateral", lambda x=x: partial_pass(net, x))
-            full = timed("backbone_C4_C5", lambda f=feats: net.backbone_resume(f))
-            c345 = [full[i] for i in net.selected_layers]
+            if hasattr(bb, "_preconv"):  # Darknet: its pre-conv as the stem
+                h = timed("stem", lambda x=x: bb._preconv(x))
+            else:
+                h = timed("stem", lambda x=x: bb.maxpool(bb.relu(bb.bn1(bb.conv1(x)))))
+            feats: list[Any] = []
+            names = ["backbone_stage1", "backbone_stage2_C3", "backbone_stage3_C4", "backbone_stage4_C5"]
+            for i in range(len(bb.layers)):
+                name = names[i] if len(bb.layers) == 4 else f"backbone_stage{i + 1}"
+                feats = timed(name, lambda f=feats, h=h, i=i: net.backbone_resume(f, h, i + 1))
+            c345 = [feats[i] for i in net.selected_layers]
+            lat = timed("lateral_C3", lambda c=c345: net.fpn.lat_layers[-1](c[0]))
             merged, _ = timed("fpn_phase1", lambda c=c345: net.fpn.lateral_phase(c))
             p = timed("fpn_phase2", lambda m=merged: net.fpn.output_phase(m))
-            raw = timed("proto+head", lambda p=p: net.heads(p))
+            timed("proto_net", lambda p=p: net.proto_net(p[0]))
+            timed("head", lambda p=p: [net.prediction_layers[0](f) for f in p])
+            raw = net.heads(p)
             timed("postprocess", lambda r=raw, m=metas: seg.postprocess(r, m))
             _, key, _ = key_pass(net, x)
             key.reduced = fn.reduce(key.lateral)
             flows = timed("flow_net", lambda k=key, la=lat: fn(la, k.reduced, key_reduced=True))
             timed("warp+P3", lambda k=key, la=lat, f=flows: transformed_levels(la, k, f))
             timed("warp_proto", lambda k=key, f=flows: warp_prototypes(k.proto, f[0][0]))
-            timed("proto_net", lambda p=p: net.proto_net(p[0]))
-    return {k: float(np.median(v[1:])) for k, v in times.items()}
+    ms = {k: float(np.median(v[1:])) for k, v in times.items()}
+    out: dict[str, Any] = {"ms": ms, "gmac": gmac}
+    for kind, stages in (("key", KEY_STAGES), ("nonkey", NONKEY_STAGES)):
+        present = [k for k in stages if k in ms]
+        out[f"{kind}_ms_sum"] = sum(ms[k] for k in present)
+        out[f"{kind}_gmac_sum"] = sum(gmac[k] for k in present)
+    out["sum_ms_ratio"] = out["nonkey_ms_sum"] / out["key_ms_sum"]
+    out["floor_gmac_ratio"] = out["nonkey_gmac_sum"] / out["key_gmac_sum"]
+    return out
 
 
 def onnx_timing(seg: Any, flow_net: Any, images: list[np.ndarray], threads: int) -> dict[str, float]:
@@ -287,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  stream: {mode}", file=sys.stderr)
             res = run_stream(seg, fn, _policies(args), sequences, params, with_ap=True, bags=mode == "bags")
             if mode == "bags":
-                res["stages_ms"] = stage_breakdown(seg, fn, sequences[0][0].image, args.repeats)
+                res["stages"] = stage_breakdown(seg, fn, sequences[0][0].image, args.repeats)
             payload["results"][f"yolact_se_r18_indoor_256_{mode}"] = res
 
     if not args.skip_r50:
@@ -305,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         pol = {"interval5": (KeyframePolicyConfig(keyframe_interval=5), False, False),
                "interval5_proto": (KeyframePolicyConfig(keyframe_interval=5), True, False)}  # fmt: skip
         res = run_stream(seg, fn, pol, seqs, InferenceParams(), with_ap=False)
-        res["stages_ms"] = stage_breakdown(seg, fn, seqs[0][0].image, args.repeats)
+        res["stages"] = stage_breakdown(seg, fn, seqs[0][0].image, args.repeats)
         res["weights"] = "random (timing only)"
         if args.onnx:
             print("R50 YOLACT 550: ONNX Runtime key / non-key graphs", file=sys.stderr)
@@ -339,9 +369,15 @@ def print_tables(payload: dict[str, Any]) -> None:
                   f"{st['nonkey_ms_median']:9.1f}/{st['nonkey_ms_p95']:<9.1f} {st['nonkey_over_key']:6.2f} "
                   f"{st['throughput_fps']:6.2f} {a.get('box', nan):7.3f} {a.get('mask', nan):8.3f} "
                   f"{c.get('mask', nan):11.3f} {nk.get('mask', nan):10.3f}")  # fmt: skip
-        stages = res.get("stages_ms", {})
+        stages = res.get("stages", {})
         if stages:
-            print("stages (ms, median): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+            print(f"{'stage':<20} {'ms':>8} {'GMAC':>7}  on key / non-key frames")
+            for k, v in stages["ms"].items():
+                kinds = "/".join(n for n, ss in (("key", KEY_STAGES), ("non-key", NONKEY_STAGES)) if k in ss)
+                print(f"{k:<20} {v:8.1f} {stages['gmac'][k]:7.2f}  {kinds or '(prototype reuse only)'}")
+            print(f"sum key {stages['key_ms_sum']:.1f} ms / {stages['key_gmac_sum']:.2f} GMAC, non-key "
+                  f"{stages['nonkey_ms_sum']:.1f} ms / {stages['nonkey_gmac_sum']:.2f} GMAC: ratio "
+                  f"{stages['sum_ms_ratio']:.2f} (time), {stages['floor_gmac_ratio']:.2f} (GMAC)")
         o = res.get("onnxruntime")
         if o:
             print(f"ONNX Runtime graphs: key {o['key_ms_median']:.1f} ms, "

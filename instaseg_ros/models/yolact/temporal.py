@@ -157,8 +157,13 @@ def warp_features(feat: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         flow: [B, 2, H, W] (dx, dy) in pixels of this map; sampling positions are clamped to the map
             (border replication: at the image edge the nearest key feature is the best guess).
     Returns:
-        [B, C, H, W]. With zero flow the bilinear weights are exactly 0 and 1, so the output equals
-        ``feat`` exactly.
+        [B, C, H, W] (channels-last memory). With zero flow the bilinear weights are exactly 0 and 1, so
+        the output equals ``feat`` exactly.
+
+    The four taps are whole-pixel row copies out of a channels-last [B*H*W, C] view (``index_select``;
+    the network runs channels-last, where a per-channel ``gather`` first copies the map) blended with
+    ``torch.lerp``. ``grid_sample`` would be faster still but rescales coordinates to [-1, 1] and back,
+    so zero flow would no longer return the key features exactly.
     """
     b, c, h, w = feat.shape
     if flow.shape != (b, 2, h, w):
@@ -169,18 +174,19 @@ def warp_features(feat: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     px = (xs + flow[:, 0]).clamp(0, w - 1)  # [B, H, W]
     py = (ys + flow[:, 1]).clamp(0, h - 1)
     x0f, y0f = px.floor(), py.floor()
-    wx, wy = (px - x0f)[:, None], (py - y0f)[:, None]  # [B, 1, H, W]
+    wx, wy = (px - x0f).reshape(-1, 1), (py - y0f).reshape(-1, 1)  # [B*H*W, 1]
     x0, y0 = x0f.long(), y0f.long()
     x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
-    flat = feat.reshape(b, c, h * w)
+    rows = feat.permute(0, 2, 3, 1).reshape(b * h * w, c)  # a view when feat is channels-last
+    base = (torch.arange(b, device=feat.device) * (h * w)).view(b, 1, 1)
 
     def tap(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        idx = (yi * w + xi).view(b, 1, h * w).expand(b, c, h * w)
-        return flat.gather(2, idx).view(b, c, h, w)
+        return rows.index_select(0, (base + yi * w + xi).reshape(-1))  # [B*H*W, C]
 
-    top = tap(y0, x0) * (1 - wx) + tap(y0, x1) * wx
-    bottom = tap(y1, x0) * (1 - wx) + tap(y1, x1) * wx
-    return top * (1 - wy) + bottom * wy
+    # torch.lerp is exact at weights 0 and 1 (a + 0 * (b - a), b - 0 * (b - a))
+    top = torch.lerp(tap(y0, x0), tap(y0, x1), wx)
+    bottom = torch.lerp(tap(y1, x0), tap(y1, x1), wx)
+    return torch.lerp(top, bottom, wy).view(b, h, w, c).permute(0, 3, 1, 2)
 
 
 # ----------------------------------------------------------------------- key / non-key passes
