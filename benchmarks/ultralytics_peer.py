@@ -139,16 +139,23 @@ class Peer:
         self.models: dict[str, dict[str, Any]] = {}
 
     def load(self, key: str, imgsz: int, backend: str, seed: int, nc: int, retina: bool,
-             cls_mean: float, cls_q999: float, calib: str | None = None) -> dict[str, Any]:  # fmt: skip
+             cls_mean: float, cls_q999: float, calib: str | None = None, weights: str | None = None,
+             max_det: int = 300) -> dict[str, Any]:  # fmt: skip
+        """``weights`` (a trained ``.pt``): load it instead of random calibrated weights (``nc``, ``seed``,
+        ``cls_*`` unused)."""
         import torch
         from ultralytics import YOLO
         from ultralytics.nn.tasks import SegmentationModel
 
         torch.manual_seed(seed)
-        yolo = YOLO("yolo11n-seg.yaml", task="segment")
-        if nc != len(yolo.model.names):
-            yolo.model = SegmentationModel("yolo11n-seg.yaml", nc=nc, verbose=False)
-        _calibrate_random(yolo.model, self.images, imgsz, seed, cls_mean, cls_q999)
+        if weights:
+            yolo = YOLO(weights, task="segment")
+            nc = len(yolo.model.names)
+        else:
+            yolo = YOLO("yolo11n-seg.yaml", task="segment")
+            if nc != len(yolo.model.names):
+                yolo.model = SegmentationModel("yolo11n-seg.yaml", nc=nc, verbose=False)
+            _calibrate_random(yolo.model, self.images, imgsz, seed, cls_mean, cls_q999)
         params = sum(p.numel() for p in yolo.model.parameters())
         info: dict[str, Any] = {"params": params, "nc": nc}
         if backend in ("onnxruntime", "onnxruntime_int8"):
@@ -164,7 +171,7 @@ class Peer:
             info["export_s"] = time.perf_counter() - t
             info["onnx"] = str(dest)
             yolo = YOLO(str(dest), task="segment")
-        self.models[key] = {"yolo": yolo, "imgsz": imgsz, "retina": retina}
+        self.models[key] = {"yolo": yolo, "imgsz": imgsz, "retina": retina, "max_det": max_det}
         self._predict(key, self.images[0], 0.5)  # builds the predictor (and its warm-up)
         pred = yolo.predictor
         info["input_shape"] = list(pred.preprocess([self.images[0]]).shape)
@@ -186,7 +193,8 @@ class Peer:
     def _predict(self, key: str, img: np.ndarray, conf: float):
         m = self.models[key]
         r = m["yolo"].predict(
-            img, imgsz=m["imgsz"], conf=conf, retina_masks=m["retina"], device="cpu", verbose=False
+            img, imgsz=m["imgsz"], conf=conf, retina_masks=m["retina"], device="cpu", verbose=False,
+            max_det=m["max_det"],
         )[0]
         boxes = r.boxes.xyxy.cpu().numpy()
         scores = r.boxes.conf.cpu().numpy()
