@@ -14,9 +14,10 @@ Writes DIR/report.html (self-contained), DIR/summary.md and DIR/metrics.json (ev
 The ground truth is COCO JSON whose images carry "stamp_ns" (the image message's header stamp);
 see `instaseg bag-extract` and `python -m instaseg_ros.evaluation.gt_tools` to make one.
 
-Temporal reuse (YOLACT, torch backend; YolactEdge key frames + warped features): --temporal, and the
-node's temporal.* parameters as --temporal.NAME (or --temporal-NAME); giving any of them turns it on.
-offline: frames in bag order through TemporalYolact on their header stamps; live: the node's parameters.
+Temporal reuse (YOLACT; YolactEdge key frames + warped features): --temporal, and the node's
+temporal.* parameters as --temporal.NAME (or --temporal-NAME); giving any of them turns it on.
+offline: frames in bag order through TemporalYolact on their header stamps (torch, or with
+--backend onnxruntime the exported key / non-key graphs); live: the node's parameters (torch backend).
 The key-frame count and ratio and the key / non-key latency are in metrics.json and the summary.
 """
 
@@ -179,9 +180,11 @@ def run(args: argparse.Namespace) -> int:
         temporal = _temporal_settings(args)
     except ValueError as e:
         return fail(f"temporal reuse: {e}")
-    if temporal is not None and (args.model != "yolact" or args.backend != "torch"):
+    backends = ("torch", "onnxruntime") if args.mode == "offline" else ("torch",)
+    if temporal is not None and (args.model != "yolact" or args.backend not in backends):
         return fail(
-            f"--temporal needs --model yolact on the torch backend, got {args.model} on {args.backend}"
+            f"--temporal needs --model yolact on the torch backend (offline also onnxruntime), got "
+            f"{args.model} on {args.backend} ({args.mode})"
         )
     plugins = list(args.plugin)
     if args.model == "oracle" and "instaseg_ros.evaluation.oracle" not in plugins:
@@ -269,7 +272,7 @@ _TEMPORAL_OPTIONS = (
 
 
 def _add_temporal_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("temporal reuse (YOLACT, torch backend; the node's temporal.* parameters)")
+    g = p.add_argument_group("temporal reuse (YOLACT; the node's temporal.* parameters)")
     g.add_argument("--temporal", "--temporal.enabled", dest="temporal_enabled", action="store_true",
                    help="key / non-key frames (implied by any option below)")  # fmt: skip
     for name, typ, text in _TEMPORAL_OPTIONS:

@@ -90,6 +90,24 @@ def test_offline_time_jump_forces_key_frame(synth, tmp_path):
     assert t["key_frame_indices"] == [0, 1, 2, 3] and t["key_reasons"] == {"first": 1, "time_gap": 3}
 
 
+def test_offline_onnxruntime_runs_the_key_and_nonkey_graphs(synth):
+    """--backend onnxruntime: the exported graphs; key frames agree with plain ONNX Runtime eval."""
+    pytest.importorskip("onnxruntime")
+    settings = TemporalSettings(enabled=True, flow_weights=str(synth["flow"]), keyframe_interval=3)
+    cfg = _cfg(synth, settings)
+    cfg.model.backend = "onnxruntime"
+    out = run_bag_eval(cfg, progress=False)
+    t = out.summary["offline"]["temporal"]
+    assert t["key_frame_indices"] == [0, 3, 6] and out.summary["model"]["backend"] == "onnxruntime"
+    torch_run = run_bag_eval(_cfg(synth, settings), progress=False)
+    for a, b in zip(sorted(out.run.results, key=lambda r: (r["image_id"], -r["score"])),
+                    sorted(torch_run.run.results, key=lambda r: (r["image_id"], -r["score"]))):  # fmt: skip
+        assert a["image_id"] == b["image_id"] and a["category_id"] == b["category_id"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=0.05)
+    assert len(out.run.results) == len(torch_run.run.results)
+
+
 def test_offline_bad_temporal_settings_are_eval_errors(synth, tmp_path):
     with pytest.raises(EvalError, match="flow-net checkpoint"):
         run_bag_eval(_cfg(synth, TemporalSettings(enabled=True, flow_weights=str(tmp_path / "no.pth"))),
@@ -120,7 +138,8 @@ def test_cli_temporal_flags_named_like_node_parameters(synth, tmp_path, capsys):
     [
         (["--temporal", "--model", "oracle"], "--temporal needs --model yolact on the torch backend"),
         (["--temporal.keyframe_interval", "0"], "temporal reuse: keyframe_interval and max_interval must be"),
-        (["--temporal", "--backend", "onnxruntime"], "--temporal needs --model yolact on the torch backend"),
+        (["--temporal", "--backend", "tensorrt"], "--temporal needs --model yolact on the torch backend"),
+        (["--temporal", "--backend", "onnxruntime", "--mode", "live"], "got yolact on onnxruntime (live)"),
     ],
 )
 def test_cli_temporal_problems_are_one_line(synth, tmp_path, capsys, extra, message):

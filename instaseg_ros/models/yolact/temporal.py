@@ -473,6 +473,38 @@ class TemporalYolact:
             seg.sync_weights()
         return seg._net
 
+    def _infer(self, x: torch.Tensor, reason: str | None) -> tuple[dict[str, Any], str | None, float, float]:
+        """The network on one preprocessed frame x [1, 3, S, S]: a non-key candidate (``reason`` None) may
+        still turn into a key frame (adaptive policy). Returns (raw outputs, key-frame reason or None,
+        feature change, flow magnitude); updates the key state on key frames."""
+        seg = self.seg
+        net = self._net()
+        x = x.to(seg.device, seg.dtype)
+        if seg.optimize:
+            x = x.contiguous(memory_format=torch.channels_last)
+        change = flow = float("nan")
+        feats = None
+        if reason is None:
+            feats, lateral = partial_pass(net, x)
+            key = self._key
+            assert key is not None
+            change = relative_change(lateral, key.lateral)
+            reason = self.policy.check_change(change)
+            if reason is None:
+                if key.reduced is None:
+                    key.reduced = self.flow_net.reduce(key.lateral)
+                flows = self.flow_net(lateral, key.reduced, key_reduced=True)
+                flow = flow_magnitude(flows[0][0], 16)
+                reason = self.policy.check_flow(flow)
+                if reason is None:
+                    proto = None
+                    if self.reuse_prototypes and key.proto is not None:
+                        proto = warp_prototypes(key.proto, flows[0][0])
+                    levels = net.fpn.output_phase(transformed_levels(lateral, key, flows))
+                    return net.heads(levels, proto=proto), None, change, flow
+        raw, self._key, _ = key_pass(net, x, feats)
+        return raw, reason, change, flow
+
     def segment_frame(self, image: np.ndarray, stamp: float | None = None,
                       params: InferenceParams | None = None) -> FrameResult:  # fmt: skip
         """Segment one BGR frame ([H, W, 3] uint8) of the stream at ``stamp`` (seconds)."""
@@ -488,34 +520,8 @@ class TemporalYolact:
         reason = self.policy.before(stamp, size)
         if reason is None and self._key is None:
             reason = "first"
-        change = flow = float("nan")
         with torch.inference_mode():
-            net = self._net()
-            x = x.to(seg.device, seg.dtype)
-            if seg.optimize:
-                x = x.contiguous(memory_format=torch.channels_last)
-            feats = None
-            raw = None
-            if reason is None:
-                feats, lateral = partial_pass(net, x)
-                key = self._key
-                assert key is not None
-                change = relative_change(lateral, key.lateral)
-                reason = self.policy.check_change(change)
-                if reason is None:
-                    if key.reduced is None:
-                        key.reduced = self.flow_net.reduce(key.lateral)
-                    flows = self.flow_net(lateral, key.reduced, key_reduced=True)
-                    flow = flow_magnitude(flows[0][0], 16)
-                    reason = self.policy.check_flow(flow)
-                    if reason is None:
-                        proto = None
-                        if self.reuse_prototypes and key.proto is not None:
-                            proto = warp_prototypes(key.proto, flows[0][0])
-                        levels = net.fpn.output_phase(transformed_levels(lateral, key, flows))
-                        raw = net.heads(levels, proto=proto)
-            if raw is None:
-                raw, self._key, _ = key_pass(net, x, feats)
+            raw, reason, change, flow = self._infer(x, reason)
             out = seg.postprocess(raw, metas, p)[0]
         is_key = reason is not None
         self.policy.commit(is_key, stamp, size)
@@ -618,11 +624,29 @@ class TemporalSettings:
         return out
 
     def build(self, segmenter: Any) -> TemporalYolact:
-        """The runner for ``segmenter`` (ValueError: not a torch YOLACT, or a flow net that does not fit;
-        FileNotFoundError: no flow-net file)."""
+        """The runner for ``segmenter``: a YOLACT on the torch backend, or on the onnxruntime backend (fp32,
+        CPU: the key / non-key graphs, ``temporal_onnx.OnnxTemporalYolact``).
+
+        Raises:
+            ValueError: another family or backend, or a flow net that does not fit the detector.
+            FileNotFoundError: no flow-net file.
+        """
         from instaseg_ros.core.resources import resolve_path
 
         path = resolve_path(self.flow_weights)
+        backend = getattr(getattr(segmenter, "backend", None), "name", "torch")
+        if backend == "onnxruntime":
+            from instaseg_ros.models.yolact.temporal_onnx import OnnxTemporalYolact
+
+            if self.reuse_prototypes or segmenter.precision != "fp32" or str(segmenter.device) != "cpu":
+                raise ValueError(
+                    "temporal reuse on onnxruntime runs fp32 on the CPU without reuse_prototypes, got "
+                    f"{segmenter.precision} on {segmenter.device}, reuse_prototypes={self.reuse_prototypes}"
+                )
+            inner = segmenter.inner
+            threads = getattr(segmenter.backend, "threads", None)
+            fn, _ = load_flow_net(path)
+            return OnnxTemporalYolact(inner, fn, None, self.policy_config(), threads=threads)
         return build_temporal(segmenter, path, self.policy_config(), reuse_prototypes=self.reuse_prototypes)
 
 
@@ -647,10 +671,11 @@ class KeyGraph(nn.Module):
 
 
 class NonKeyGraph(nn.Module):
-    """The non-key sub-graph: (x, key_p4, key_p5, key_reduced) -> loc, conf, mask, proto, lateral."""
+    """The non-key sub-graph: (x, key_p4, key_p5, key_reduced) -> loc, conf, mask, proto, C3 lateral and the
+    P4 flow [1, 2, h4, w4] (the adaptive policy's signals)."""
 
     input_names = ("input", "key_p4", "key_p5", "key_reduced")
-    output_names = (*RAW_NAMES, "lateral")
+    output_names = (*RAW_NAMES, "lateral", "flow4")
 
     def __init__(self, net: nn.Module, flow_net: FeatFlowNet) -> None:
         super().__init__()
@@ -662,7 +687,7 @@ class NonKeyGraph(nn.Module):
         flows = self.flow_net(lateral, key_reduced, key_reduced=True)
         levels = transformed_levels(lateral, KeyState([key_p4, key_p5], lateral), flows)
         raw = self.net.heads(self.net.fpn.output_phase(levels))
-        return (*(raw[k] for k in RAW_NAMES), lateral)
+        return (*(raw[k] for k in RAW_NAMES), lateral, flows[0][0])
 
 
 def export_temporal_onnx(segmenter: Any, flow_net: FeatFlowNet, out_dir: str | Path,
