@@ -67,6 +67,7 @@ from instaseg_ros.ros.params import (
     coerce,
     depth_settings,
     descriptor,
+    precision_problem,
     tracking_settings,
 )
 from instaseg_ros.ros.runner import run, spin_guarded
@@ -349,6 +350,15 @@ class InstasegNode(LifecycleNode):
             self.get_logger().warning(
                 "model.weights is empty: using a RANDOMLY INITIALISED model (tests only)"
             )
+        backend, precision, calib = self._value("backend"), self._value("precision"), self._value("calib")
+        reason = precision_problem(backend, precision, calib)
+        if reason:
+            raise ValueError(reason)
+        options = {}
+        if precision == "int8":  # quantised (and cached) at configure, keyed by the calibration set
+            options["calib"] = str(resolve_path(calib))
+        elif str(calib).strip():
+            self.get_logger().warning(f"calib is ignored: precision is {precision}, not int8")
         if int(self._value("num_threads")) > 0:
             import torch
 
@@ -357,10 +367,11 @@ class InstasegNode(LifecycleNode):
             self._value("model.family"),
             weights or None,
             config,
-            backend=self._value("backend"),
+            backend=backend,
             device=resolve_device(self._value("device")),
-            precision=self._value("precision"),
+            precision=precision,
             params=infer,
+            backend_options=options or None,
         )
         unknown = [c for c in infer.class_filter if c not in seg.class_names]
         if unknown:

@@ -58,7 +58,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("backend", "torch", UNCONFIGURED, "inference backend", choices=BACKENDS),
     ParamSpec("device", "auto", UNCONFIGURED, "auto (CUDA when available), cpu, cuda or cuda:N"),
-    ParamSpec("precision", "fp32", UNCONFIGURED, "fp32 or fp16 (CUDA only)", choices=("fp32", "fp16")),
+    ParamSpec("precision", "fp32", UNCONFIGURED, "fp32, fp16 (CUDA only) or int8 (onnxruntime on the CPU, "
+              "tensorrt; needs calib)", choices=("fp32", "fp16", "int8")),
+    ParamSpec("calib", "", UNCONFIGURED, "int8 calibration images: a folder or a COCO JSON (package:// "
+              "allowed); the quantised model is cached, keyed by the calibration set"),
     ParamSpec("num_threads", 0, UNCONFIGURED, "CPU inference threads; 0 = PyTorch's default", (0, 256)),
     ParamSpec("score_threshold", 0.3, RUNTIME, "drop instances scoring below this", (0.0, 1.0)),
     ParamSpec(
@@ -247,6 +250,19 @@ def check(name: str, value: Any, ptype: Parameter.Type, class_names: Sequence[st
         dev = str(value).strip().lower()
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             return f"device={value!r}: use auto, cpu, cuda or cuda:N"
+    return ""
+
+
+def precision_problem(backend: str, precision: str, calib: str) -> str:
+    """'' when ``precision`` fits ``backend`` (and int8 has its calibration set), else the reason."""
+    if precision == "int8":
+        if backend == "torch":
+            return (
+                "precision int8 needs backend onnxruntime (CPU) or tensorrt (GPU); backend is torch: "
+                "set backend:=onnxruntime"
+            )
+        if not str(calib).strip():
+            return "precision int8 needs calib: a folder of images or a COCO JSON to calibrate on"
     return ""
 
 
