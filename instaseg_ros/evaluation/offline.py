@@ -163,8 +163,10 @@ def _temporal_runner(segmenter: Segmenter, settings: Any) -> Any:
     """A ``TemporalYolact`` for ``settings`` when enabled, else None (bad settings -> EvalError)."""
     if settings is None or not settings.enabled:
         return None
+    from instaseg_ros.models.yolact.temporal_onnx import build_runner
+
     try:
-        return settings.build(segmenter)
+        return build_runner(settings, segmenter)
     except (ValueError, FileNotFoundError) as e:
         raise EvalError(f"temporal reuse: {e}") from e
 

@@ -624,31 +624,17 @@ class TemporalSettings:
         return out
 
     def build(self, segmenter: Any) -> TemporalYolact:
-        """The runner for ``segmenter``: a YOLACT on the torch backend, or on the onnxruntime backend (fp32,
-        CPU: the key / non-key graphs, ``temporal_onnx.OnnxTemporalYolact``).
+        """The PyTorch runner for ``segmenter`` (a YOLACT on the torch backend; for any backend see
+        ``temporal_onnx.build_runner``).
 
         Raises:
-            ValueError: another family or backend, or a flow net that does not fit the detector.
+            ValueError: not a torch YOLACT, or a flow net that does not fit the detector.
             FileNotFoundError: no flow-net file.
         """
         from instaseg_ros.core.resources import resolve_path
 
         path = resolve_path(self.flow_weights)
-        backend = getattr(getattr(segmenter, "backend", None), "name", "torch")
-        if backend == "onnxruntime":
-            from instaseg_ros.models.yolact.temporal_onnx import OnnxTemporalYolact
-
-            if self.reuse_prototypes or segmenter.precision != "fp32" or str(segmenter.device) != "cpu":
-                raise ValueError(
-                    "temporal reuse on onnxruntime runs fp32 on the CPU without reuse_prototypes, got "
-                    f"{segmenter.precision} on {segmenter.device}, reuse_prototypes={self.reuse_prototypes}"
-                )
-            inner = segmenter.inner
-            threads = getattr(segmenter.backend, "threads", None)
-            fn, _ = load_flow_net(path)
-            return OnnxTemporalYolact(inner, fn, None, self.policy_config(), threads=threads)
         return build_temporal(segmenter, path, self.policy_config(), reuse_prototypes=self.reuse_prototypes)
-
 
 
 # ------------------------------------------------------------------------------- ONNX export

@@ -27,9 +27,11 @@ from instaseg_ros.models.yolact.temporal import (
     KeyframePolicyConfig,
     KeyGraph,
     NonKeyGraph,
+    TemporalSettings,
     TemporalYolact,
     export_temporal_onnx,
     flow_magnitude,
+    load_flow_net,
     relative_change,
 )
 
@@ -112,3 +114,28 @@ class OnnxTemporalYolact(TemporalYolact):
         outs = dict(zip(KeyGraph.output_names, self.key_session.run(None, {"input": xn})))
         self._key = {k: outs[k] for k in ("key_p4", "key_p5", "key_lateral", "key_reduced")}
         return self._raw(outs), reason, change, flow
+
+
+def build_runner(settings: TemporalSettings, segmenter: Any) -> TemporalYolact:
+    """The stream runner of ``settings`` for ``segmenter``: a YOLACT on the torch backend
+    (:meth:`TemporalSettings.build`) or on the onnxruntime backend (fp32, CPU: :class:`OnnxTemporalYolact`
+    on the inner torch segmenter, with the backend's thread count).
+
+    Raises:
+        ValueError: another family or backend, onnxruntime with fp16/int8, a GPU or ``reuse_prototypes``,
+            or a flow net that does not fit the detector.
+        FileNotFoundError: no flow-net file.
+    """
+    from instaseg_ros.core.resources import resolve_path
+
+    backend = getattr(getattr(segmenter, "backend", None), "name", "torch")
+    if backend != "onnxruntime":
+        return settings.build(segmenter)
+    if settings.reuse_prototypes or segmenter.precision != "fp32" or str(segmenter.device) != "cpu":
+        raise ValueError(
+            "temporal reuse on onnxruntime runs fp32 on the CPU without reuse_prototypes, got "
+            f"{segmenter.precision} on {segmenter.device}, reuse_prototypes={settings.reuse_prototypes}"
+        )
+    fn, _ = load_flow_net(resolve_path(settings.flow_weights))
+    threads = getattr(segmenter.backend, "threads", None)
+    return OnnxTemporalYolact(segmenter.inner, fn, None, settings.policy_config(), threads=threads)
