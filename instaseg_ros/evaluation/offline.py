@@ -106,7 +106,7 @@ def run_offline(
                         runner.segment_frame(img, 1e-9 * (stamp + i), params)
                         runner.segment_frame(img, 1e-9 * (stamp + i + 1), params)
                 if runner is not None:  # the timed stream starts fresh: its first frame is a key frame
-                    runner = _fresh(runner)
+                    runner.restart()
                 warm_left = 0
                 t_start = time.perf_counter()
             t0 = time.perf_counter()
@@ -153,7 +153,8 @@ def run_offline(
                 "precision": segmenter.precision,
             },
             "warmup_calls": warmup,
-            **({"temporal": temporal_summary(temporal, records, key_frames, runner.stats.reasons)}
+            **({"temporal": {"runner": type(runner).__name__,
+                             **temporal_summary(temporal, records, key_frames, runner.stats.reasons)}}
                if runner is not None else {}),  # fmt: skip
         },
     )
@@ -169,13 +170,6 @@ def _temporal_runner(segmenter: Segmenter, settings: Any) -> Any:
         return build_runner(settings, segmenter)
     except (ValueError, FileNotFoundError) as e:
         raise EvalError(f"temporal reuse: {e}") from e
-
-
-def _fresh(runner: Any) -> Any:
-    """A new stream (policy, key state and statistics) on the same segmenter and flow net."""
-    from instaseg_ros.models.yolact.temporal import TemporalYolact
-
-    return TemporalYolact(runner.seg, runner.flow_net, runner.policy.cfg, runner.reuse_prototypes)
 
 
 def temporal_summary(settings: Any, records: list[FrameRecord], key_frames: list[int],

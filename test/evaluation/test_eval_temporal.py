@@ -54,6 +54,7 @@ def test_offline_interval_3_key_frames_and_latency_per_kind(synth):
     assert t["key_reasons"] == {"first": 1, "interval": 2}
     assert 0 < t["key_ms_median"] <= t["key_ms_p95"] and 0 < t["nonkey_ms_median"] <= t["nonkey_ms_p95"]
     assert t["settings"]["keyframe_interval"] == 3 and t["settings"]["flow_weights"] == str(synth["flow"])
+    assert t["runner"] == "TemporalYolact"
     assert json.dumps(s)
 
     plain = run_bag_eval(_cfg(synth), progress=False)
@@ -99,6 +100,7 @@ def test_offline_onnxruntime_runs_the_key_and_nonkey_graphs(synth):
     out = run_bag_eval(cfg, progress=False)
     t = out.summary["offline"]["temporal"]
     assert t["key_frame_indices"] == [0, 3, 6] and out.summary["model"]["backend"] == "onnxruntime"
+    assert t["runner"] == "OnnxTemporalYolact"  # also after the warm-up
     torch_run = run_bag_eval(_cfg(synth, settings), progress=False)
     for a, b in zip(sorted(out.run.results, key=lambda r: (r["image_id"], -r["score"])),
                     sorted(torch_run.run.results, key=lambda r: (r["image_id"], -r["score"]))):  # fmt: skip

@@ -73,3 +73,15 @@ def test_onnx_runner_refuses_prototype_reuse(setup):
         tm.configure(KeyframePolicyConfig(), reuse_prototypes=True)
     raw = tm._raw({k: np.zeros(1, np.float32) for k in ("loc", "conf", "mask", "proto")})
     assert torch.equal(raw["priors"], seg.model.priors)
+
+
+def test_restart_starts_a_new_stream_on_the_same_graphs(setup):
+    seg, fn, frames, d = setup
+    tm = OnnxTemporalYolact(seg, fn, d, KeyframePolicyConfig(keyframe_interval=3), threads=1)
+    sessions = (tm.key_session, tm.nonkey_session)
+    assert [tm.segment_frame(img, i / 30).key for i, img in enumerate(frames[:2])] == [True, False]
+    tm.restart()
+    assert tm.stats.key_frames == tm.stats.nonkey_frames == 0
+    assert (tm.key_session, tm.nonkey_session) == sessions
+    r = [tm.segment_frame(img, i / 30) for i, img in enumerate(frames[:4])]
+    assert [x.reason for x in r] == ["first", "", "", "interval"]

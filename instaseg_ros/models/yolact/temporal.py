@@ -454,6 +454,14 @@ class TemporalYolact:
         """Drop the key frame (from any thread): the next frame is a key frame with ``reason``."""
         self._requests.append(("reset", reason))
 
+    def restart(self) -> None:
+        """A new stream, from the thread that runs the frames: the next frame is a key frame ("first")
+        and the statistics start from zero (e.g. after warm-up frames)."""
+        self._requests.clear()
+        self.policy = KeyframePolicy(self.policy.cfg)
+        self._key = None
+        self.stats = TemporalStats()
+
     def _apply_requests(self) -> None:
         while self._requests:
             kind, arg = self._requests.popleft()
