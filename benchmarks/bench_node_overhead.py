@@ -1,41 +1,53 @@
-"""instaseg_node overhead: end-to-end latency minus the model's own time, over real DDS.
+"""instaseg_node overhead: end-to-end latency minus the model's own time, over real DDS, before/after.
 
-The node runs in its own process (like on a robot); this script publishes one frame at a time,
-stamps the receipt of ``~/detections`` (published last, after both masks) and subtracts the time
-the node spent inside ``Segmenter.segment`` for that very frame (the node's per-frame history,
-matched by header stamp). What remains is everything the ROS layer adds: DDS transport of the image
-and of all outputs, decoding (JPEG for compressed input), the instance/semantic images, message
-building and publishing.
+Each node runs in its own process (like on a robot); this script publishes one frame at a time, stamps
+the receipt of ``~/detections`` (published last, after the instance mask) and subtracts the time the
+node spent inside ``Segmenter.segment`` for that very frame (the node's per-frame history, matched by
+header stamp). What remains is everything the ROS layer adds: DDS transport of the image and of the
+outputs, decoding (JPEG for compressed input), tracking, the instance (and, when subscribed, semantic)
+image, message building and publishing.
 
-    python benchmarks/bench_node_overhead.py                      # 640x480 + 1280x720, raw + compressed
-    python benchmarks/bench_node_overhead.py --runs 50 --sizes 640x480 --transports raw
+Variants run side by side and interleaved frame by frame (each frame goes to every node in turn, the
+order alternating), so they see the same machine load:
 
-Prints a table and writes JSON (machine, sizes, warm-up, runs, median, p95). Both processes use
-config/fastdds_large_images.xml (Fast DDS's default shared-memory segment is smaller than one
-640x480 image) unless FASTRTPS_DEFAULT_PROFILES_FILE is already set. Target: < 3 ms median at
-640x480 raw.
+* ``before``: the node as of ``--before-ref`` (default c53c340, the commit before issue 20's node work:
+  semantic mask always rendered, Detection2DArray built as a Python message, no buffer reuse), run from
+  a ``git archive`` of that commit;
+* ``after``: the node in this checkout.
+
+    python benchmarks/bench_node_overhead.py                      # before/after, 640x480 raw
+    python benchmarks/bench_node_overhead.py --sizes 640x480,1280x720 --transports raw,compressed
+    python benchmarks/bench_node_overhead.py --threads 1,2,0 --weights models/yolact_se_r18_indoor.pth \
+        --out benchmarks/results/num_threads.json               # num_threads: model ms per setting
+
+``--threads`` compares ``num_threads`` settings of this checkout's node instead (0 = PyTorch's default,
+with OMP_NUM_THREADS unset in that node's process). Prints a table and writes JSON (machine, load,
+sizes, warm-up, runs, median, p95). Every process uses config/fastdds_large_images.xml (Fast DDS's
+default shared-memory segment is smaller than one 640x480 image) unless FASTRTPS_DEFAULT_PROFILES_FILE
+is already set. Target: < 3 ms median at 640x480 raw.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from instaseg_ros.core.labels import INDOOR_CLASSES
-
 ROOT = Path(__file__).resolve().parents[1]
-CLASSES = INDOOR_CLASSES
+BEFORE_REF = "c53c340"
 
 
 # ----------------------------------------------------------------------------- node side
@@ -45,6 +57,7 @@ def serve(ros_args: list[str]) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
 
+    import instaseg_ros
     from instaseg_ros.ros.node import InstasegNode
 
     rclpy.init(args=["serve", "--ros-args", *ros_args])
@@ -56,7 +69,7 @@ def serve(ros_args: list[str]) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
-    print("READY", flush=True)
+    print("READY", Path(instaseg_ros.__file__).parent, flush=True)
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")
         if cmd == "dump":
@@ -70,11 +83,75 @@ def serve(ros_args: list[str]) -> int:
     return 0
 
 
+@dataclass
+class Variant:
+    """One node process: its code (a package root on PYTHONPATH, or None for this checkout), extra
+    parameters and environment changes."""
+
+    name: str
+    code: Path | None = None
+    params: list[str] = field(default_factory=list)
+    env: dict[str, str | None] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    package: str = ""
+
+    def ns(self) -> str:
+        return f"/bench{os.getpid()}_{self.name.replace('=', '').replace('-', '_')}"
+
+
+def start(variant: Variant, transport: str, weights: Path, top_k: int, env: dict) -> None:
+    ros_args = [
+        "-r", f"__ns:={variant.ns()}", "-r", "image:=camera/image",
+        "-p", f"model.weights:={weights}", "-p", "score_threshold:=0.0", "-p", f"top_k:={top_k}",
+        "-p", f"input_transport:={transport}", "-p", "debug_image:=false", *variant.params,
+    ]  # fmt: skip
+    penv = dict(env)
+    if variant.code is not None:
+        paths = [str(variant.code), penv.get("PYTHONPATH", "")]
+        penv["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    for k, v in variant.env.items():
+        if v is None:
+            penv.pop(k, None)
+        else:
+            penv[k] = v
+    variant.proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--", *ros_args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=penv,
+    )  # fmt: skip
+
+
+def wait_ready(variant: Variant) -> None:
+    line = variant.proc.stdout.readline().split()
+    if not line or line[0] != "READY":
+        raise RuntimeError(f"the node process of {variant.name!r} did not start")
+    variant.package = line[1]
+
+
+def stop(variant: Variant) -> None:
+    proc = variant.proc
+    if proc is not None and proc.poll() is None:
+        try:
+            proc.stdin.write("quit\n")
+            proc.stdin.flush()
+            proc.wait(20)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            proc.kill()
+
+
+def history(variant: Variant, path: Path) -> dict[int, tuple[float, float]]:
+    """stamp key -> (node latency s, inference s) of every frame the node processed."""
+    variant.proc.stdin.write(f"dump {path}\n")
+    variant.proc.stdin.flush()
+    if variant.proc.stdout.readline().strip() != "DUMPED":
+        raise RuntimeError(f"{variant.name}: no history")
+    return {k: (lat, inf) for k, lat, inf in json.loads(path.read_text())}
+
+
 # ----------------------------------------------------------------------------- client side
 class Client:
-    """Publishes frames and stamps the receipt time of each ~/detections message by header stamp."""
+    """Publishes frames to every node and stamps the receipt time of each ~/detections by header stamp."""
 
-    def __init__(self, node_fqn: str, image_topic: str):
+    def __init__(self, namespaces: list[str]):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -87,11 +164,15 @@ class Client:
         self.instances: dict[int, int] = {}
         self.cond = threading.Condition()
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.sub = self.node.create_subscription(
-            Detection2DArray, f"{node_fqn}/detections", self._on_detections, qos
-        )
-        self.raw_pub = self.node.create_publisher(Image, image_topic, qos)
-        self.compressed_pub = self.node.create_publisher(CompressedImage, image_topic + "/compressed", qos)
+        self.subs, self.raw_pubs, self.compressed_pubs = {}, {}, {}
+        for ns in namespaces:
+            self.subs[ns] = self.node.create_subscription(
+                Detection2DArray, f"{ns}/instaseg_node/detections", self._on_detections, qos
+            )
+            self.raw_pubs[ns] = self.node.create_publisher(Image, f"{ns}/camera/image", qos)
+            self.compressed_pubs[ns] = self.node.create_publisher(
+                CompressedImage, f"{ns}/camera/image/compressed", qos
+            )
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         threading.Thread(target=self.executor.spin, daemon=True).start()
@@ -105,17 +186,19 @@ class Client:
             self.cond.notify_all()
 
     def wait_subscribed(self, compressed: bool, timeout: float = 60.0) -> bool:
-        pub = self.compressed_pub if compressed else self.raw_pub
+        pubs = self.compressed_pubs if compressed else self.raw_pubs
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if pub.get_subscription_count() > 0 and self.sub.get_publisher_count() > 0:
+            if all(p.get_subscription_count() > 0 for p in pubs.values()) and all(
+                s.get_publisher_count() > 0 for s in self.subs.values()
+            ):
                 return True
             time.sleep(0.05)
         return False
 
-    def round_trip(self, msg, key: int, compressed: bool, timeout: float = 20.0) -> float | None:
-        """Publish ``msg`` and return seconds until its detections arrived (None if lost)."""
-        pub = self.compressed_pub if compressed else self.raw_pub
+    def round_trip(self, ns: str, msg, key: int, compressed: bool, timeout: float = 20.0) -> float | None:
+        """Publish ``msg`` to the node in ``ns``; seconds until its detections arrived (None if lost)."""
+        pub = (self.compressed_pubs if compressed else self.raw_pubs)[ns]
         t0 = time.perf_counter()
         pub.publish(msg)
         with self.cond:
@@ -134,11 +217,12 @@ class Client:
 def make_checkpoint(path: Path, input_size: int) -> Path:
     import torch
 
+    from instaseg_ros.core.labels import INDOOR_CLASSES as CLASSES
     from instaseg_ros.models.yolact import YolactConfig, YolactSE, save_checkpoint
 
     torch.manual_seed(0)
     cfg = YolactConfig(
-        backbone="resnet18", num_classes=len(CLASSES), class_names=CLASSES, input_size=input_size
+        backbone="resnet18", num_classes=len(CLASSES), class_names=list(CLASSES), input_size=input_size
     )
     save_checkpoint(path, YolactSE(cfg), cfg)
     return path
@@ -164,6 +248,8 @@ def frames(size: tuple[int, int], n: int, compressed: bool, seed: int = 0) -> li
 
 def stats_ms(values: list[float]) -> dict:
     a = np.asarray(values, dtype=np.float64) * 1e3
+    if not len(a):
+        return {"median": float("nan"), "p95": float("nan"), "mean": float("nan"), "n": 0}
     return {
         "median": float(np.median(a)),
         "p95": float(np.percentile(a, 95)),
@@ -191,130 +277,176 @@ def machine() -> dict:
     return info
 
 
-def mask_messages(out, header) -> tuple:
-    from instaseg_ros.ros import conversions as conv
-
-    return (
-        conv.numpy_to_image(out.instance_ids, "mono16", header),
-        conv.numpy_to_image(out.semantic, "mono8", header),
-    )
+def checkout(ref: str, dest: Path) -> tuple[Path, str]:
+    """The ``instaseg_ros`` package as of git ``ref`` under ``dest`` (for PYTHONPATH); (root, commit)."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if commit.returncode != 0:
+        raise SystemExit(f"--before-ref {ref!r}: not a commit of {ROOT} (shallow clone? fetch it or pass '')")
+    data = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "instaseg_ros"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest, commit.stdout.strip()
 
 
 def components(args, weights: Path) -> list[dict]:
-    """CPU cost of the node's own per-frame steps, in this process without DDS (single thread, so far
-    less sensitive to a loaded machine than the end-to-end numbers): input conversion/decoding, overlap
-    resolution + semantic image, the two mask messages and the Detection2DArray."""
-    from std_msgs.msg import Header
-
+    """CPU cost of the node's own per-frame steps in this process, without DDS (single thread, so far
+    less sensitive to a loaded machine than the end-to-end numbers): input conversion/decoding, the
+    tracker, the instance mask rendered (overlaps by score, track ids) into the reused message buffer,
+    its message, the Detection2DArray as pre-serialised bytes; for reference the old paths: a fresh mask
+    array plus the semantic image, the two image messages, the Python Detection2DArray message and its
+    serialisation (what publish did with it)."""
     from instaseg_ros.core.segmenter import InferenceParams
     from instaseg_ros.models import build_segmenter
-    from instaseg_ros.ros import conversions as conv
 
     seg = build_segmenter("yolact", weights=str(weights))
     params = InferenceParams(score_threshold=0.0, top_k=args.top_k)
+    return [component_row(args, seg, params, size) for size in args.sizes]
+
+
+def component_row(args, seg, params, size: tuple[int, int]) -> dict:
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from instaseg_ros.ros import conversions as conv
+    from instaseg_ros.tracking import Tracker
+
     header = Header(frame_id="bench")
-    rows = []
-    for size in args.sizes:
-        raw, jpeg = frames(size, 1, False)[0], frames(size, 1, True)[0]
-        image = conv.image_to_bgr8(raw)
-        inst = seg.segment([image], params)[0]
-        out = conv.render_outputs(inst)
-        steps = {
-            "raw_to_bgr8": partial(conv.image_to_bgr8, raw),
-            "jpeg_decode": partial(conv.compressed_to_bgr8, jpeg),
-            "render_masks": partial(conv.render_outputs, inst),
-            "mask_messages": partial(mask_messages, out, header),
-            "detections_message": partial(conv.instances_to_detections, out.source, header, keep=out.keep),
-        }
-        times: dict[str, list[float]] = {k: [] for k in steps}
-        for i in range(args.warmup + args.runs):
-            for name, fn in steps.items():
-                t0 = time.perf_counter()
-                fn()
-                if i >= args.warmup:
-                    times[name].append(time.perf_counter() - t0)
-        row = {"width": size[1], "height": size[0], "instances": len(out.keep)}
-        row.update({k: stats_ms(v) for k, v in times.items()})
-        raw_total = [sum(times[k][i] for k in steps if k != "jpeg_decode") for i in range(args.runs)]
-        row["raw_total"] = stats_ms(raw_total)
-        rows.append(row)
-    return rows
+    raw, jpeg = frames(size, 1, False)[0], frames(size, 1, True)[0]
+    image = conv.image_to_bgr8(raw)
+    inst = seg.segment([image], params)[0]
+    track_ids = np.arange(1, len(inst) + 1)
+    buf = conv.ImageBuffer("mono16")
+    pixels = buf.pixels(*inst.image_size)
+    out = conv.render_outputs(inst, track_ids, semantic=False, instance_out=pixels)
+    old = conv.render_outputs(inst, track_ids)
+    tracker, stamp = Tracker(), [0]
+
+    def track() -> None:
+        stamp[0] += 33_000_000
+        tracker.update(inst, image, stamp[0])
+
+    steps = {
+        "raw_to_bgr8": partial(conv.image_to_bgr8, raw),
+        "jpeg_decode": partial(conv.compressed_to_bgr8, jpeg),
+        "tracking": track,
+        "render_mask": partial(conv.render_outputs, inst, track_ids, False, pixels),
+        "mask_message": partial(buf.message, header),
+        "detections_bytes": partial(conv.detections_cdr, out.source, header, keep=out.keep, ids=out.ids),
+        "old_render_masks": partial(conv.render_outputs, inst, track_ids),
+        "old_mask_messages": lambda: (
+            conv.numpy_to_image(old.instance_ids, "mono16", header),
+            conv.numpy_to_image(old.semantic, "mono8", header),
+        ),
+        "old_detections_message": lambda: serialize_message(
+            conv.instances_to_detections(out.source, header, keep=out.keep, ids=out.ids)
+        ),
+    }
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for i in range(args.warmup + args.runs):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            fn()
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - t0)
+    row = {"width": size[1], "height": size[0], "instances": len(out.keep)}
+    row.update({k: stats_ms(v) for k, v in times.items()})
+    new = ("raw_to_bgr8", "tracking", "render_mask", "mask_message", "detections_bytes")
+    old_steps = ("raw_to_bgr8", "tracking", "old_render_masks", "old_mask_messages",
+                 "old_detections_message")  # fmt: skip
+    for key, names in (("raw_total", new), ("old_raw_total", old_steps)):
+        row[key] = stats_ms([sum(times[k][i] for k in names) for i in range(args.runs)])
+    return row
 
 
-def run_transport(args, transport: str, weights: Path, tmp: Path, env: dict) -> list[dict]:
+def run_transport(
+    args, transport: str, variants: list[Variant], weights: Path, tmp: Path, env: dict
+) -> list[dict]:
+    """Every variant's node answers the same frames, interleaved; one result row per variant and size."""
     compressed = transport == "compressed"
-    ns = f"/bench{os.getpid()}"
-    ros_args = [
-        "-r", f"__ns:={ns}", "-r", "image:=camera/image",
-        "-p", f"model.weights:={weights}", "-p", "score_threshold:=0.0", "-p", f"top_k:={args.top_k}",
-        "-p", f"input_transport:={transport}", "-p", "debug_image:=false",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--", *ros_args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
     rows = []
     try:
-        if proc.stdout.readline().strip() != "READY":
-            raise RuntimeError("the node process did not start")
-        client = Client(f"{ns}/instaseg_node", f"{ns}/camera/image")
+        for v in variants:
+            start(v, transport, weights, args.top_k, env)
+        for v in variants:
+            wait_ready(v)
+        client = Client([v.ns() for v in variants])
         if not client.wait_subscribed(compressed):
-            raise RuntimeError("client and node did not connect")
+            raise RuntimeError("client and nodes did not connect")
         stamp = 1
         for size in args.sizes:
             msgs = frames(size, args.runs, compressed)
-            e2e: dict[int, float] = {}
-            lost = 0
+            e2e: dict[str, dict[int, float]] = {v.name: {} for v in variants}
+            lost = dict.fromkeys(e2e, 0)
             for i in range(args.warmup + args.runs):
-                msg = msgs[i % len(msgs)]
-                msg.header.stamp.sec, stamp = stamp, stamp + 1
-                msg.header.frame_id = "bench"
-                key = msg.header.stamp.sec * 1_000_000_000
-                dt = client.round_trip(msg, key, compressed)
-                if dt is None:
-                    lost += 1
-                elif i >= args.warmup:
-                    e2e[key] = dt
-            dump = tmp / f"history_{transport}_{size[1]}x{size[0]}.json"
-            proc.stdin.write(f"dump {dump}\n")
-            proc.stdin.flush()
-            assert proc.stdout.readline().strip() == "DUMPED"
-            history = {k: (lat, inf) for k, lat, inf in json.loads(dump.read_text())}
-            keys = [k for k in e2e if k in history]
-            overhead = [e2e[k] - history[k][1] for k in keys]
-            node_internal = [history[k][0] - history[k][1] for k in keys]
-            per_instance = [client.instances[k] for k in keys]
+                order = variants if i % 2 == 0 else variants[::-1]  # no variant always goes first
+                for v in order:
+                    msg = msgs[i % len(msgs)]
+                    msg.header.stamp.sec, stamp = stamp, stamp + 1
+                    msg.header.frame_id = "bench"
+                    key = msg.header.stamp.sec * 1_000_000_000
+                    dt = client.round_trip(v.ns(), msg, key, compressed)
+                    if dt is None:
+                        lost[v.name] += 1
+                    elif i >= args.warmup:
+                        e2e[v.name][key] = dt
+                    time.sleep(args.gap)
             h, w = size
-            rows.append(
-                {
-                    "transport": transport,
-                    "width": w,
-                    "height": h,
-                    "warmup": args.warmup,
-                    "runs": len(keys),
-                    "lost": lost,
-                    "instances_median": float(np.median(per_instance)) if per_instance else 0.0,
-                    "overhead_ms": stats_ms(overhead),
-                    "node_internal_overhead_ms": stats_ms(node_internal),
-                    "end_to_end_ms": stats_ms([e2e[k] for k in keys]),
-                    "model_ms": stats_ms([history[k][1] for k in keys]),
-                    # mask bytes on the wire vs. one full-size mono8 mask per instance (peer style)
-                    "mask_bytes_ours": h * w * 3,
-                    "mask_bytes_per_instance_images": int(np.median(per_instance) * h * w)
-                    if per_instance
-                    else 0,
-                }
-            )
+            for v in variants:
+                hist = history(v, tmp / f"history_{v.name}_{transport}_{w}x{h}.json")
+                keys = [k for k in e2e[v.name] if k in hist]
+                per_instance = [client.instances[k] for k in keys]
+                rows.append(
+                    {
+                        "variant": v.name,
+                        "package": v.package,
+                        "transport": transport,
+                        "width": w,
+                        "height": h,
+                        "warmup": args.warmup,
+                        "runs": len(keys),
+                        "lost": lost[v.name],
+                        "instances_median": float(np.median(per_instance)) if per_instance else 0.0,
+                        "overhead_ms": stats_ms([e2e[v.name][k] - hist[k][1] for k in keys]),
+                        "node_internal_overhead_ms": stats_ms([hist[k][0] - hist[k][1] for k in keys]),
+                        "end_to_end_ms": stats_ms([e2e[v.name][k] for k in keys]),
+                        "model_ms": stats_ms([hist[k][1] for k in keys]),
+                    }
+                )
         client.close()
     finally:
-        if proc.poll() is None:
-            try:
-                proc.stdin.write("quit\n")
-                proc.stdin.flush()
-                proc.wait(20)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                proc.kill()
+        for v in variants:
+            stop(v)
     return rows
+
+
+def print_tables(rows: list[dict], parts: list[dict]) -> None:
+    header = ["variant", "input", "runs", "inst", "overhead p50", "p95", "node-internal p50", "p95",
+              "e2e p50", "model p50", "p95"]  # fmt: skip
+    print("\n" + " | ".join(header))
+    for r in rows:
+        cells = [r["variant"], f"{r['width']}x{r['height']} {r['transport']}", str(r["runs"]),
+                 f"{r['instances_median']:.0f}"]  # fmt: skip
+        for key in ("overhead_ms", "node_internal_overhead_ms"):
+            cells += [f"{r[key]['median']:.2f}", f"{r[key]['p95']:.2f}"]
+        cells += [f"{r['end_to_end_ms']['median']:.1f}", f"{r['model_ms']['median']:.1f}",
+                  f"{r['model_ms']['p95']:.1f}"]  # fmt: skip
+        print(" | ".join(c.rjust(len(h)) for c, h in zip(cells, header)))
+    if not parts:
+        return
+    names = ["raw_to_bgr8", "jpeg_decode", "tracking", "render_mask", "mask_message", "detections_bytes",
+             "raw_total", "old_render_masks", "old_mask_messages", "old_detections_message",
+             "old_raw_total"]  # fmt: skip
+    print("\nnode CPU work per frame, in-process, no DDS (median / p95 ms)")
+    for r in parts:
+        print(f"{r['width']}x{r['height']}, {r['instances']} instances")
+        for n in names:
+            print(f"  {n:24s} {r[n]['median']:.3f} / {r[n]['p95']:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,15 +454,21 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--serve":
         return serve(argv[2:] if len(argv) > 1 and argv[1] == "--" else argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="640x480,1280x720", help="WxH list")
-    ap.add_argument("--transports", default="raw,compressed")
-    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--sizes", default="640x480", help="WxH list")
+    ap.add_argument("--transports", default="raw", help="raw,compressed")
+    ap.add_argument("--runs", type=int, default=100, help="frames per variant and size")
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--gap", type=float, default=0.02, help="seconds between frames")
     ap.add_argument("--top-k", type=int, default=20, help="instances per frame (score threshold 0)")
+    ap.add_argument("--before-ref", default=BEFORE_REF, help="git commit of the 'before' node; '' = none")
+    ap.add_argument(
+        "--threads", default="", help="compare num_threads settings of this node instead (e.g. 1,2,0)"
+    )
     ap.add_argument(
         "--input-size", type=int, default=256, help="network input of the random ResNet-18 YOLACT"
     )
     ap.add_argument("--weights", default="", help="a YOLACT checkpoint instead of the random one")
+    ap.add_argument("--no-components", action="store_true", help="skip the in-process step timings")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "node_overhead.json"))
     args = ap.parse_args(argv)
     args.sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]
@@ -341,53 +479,47 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds_large_images.xml"))
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
                                            "FASTRTPS_DEFAULT_PROFILES_FILE")})  # fmt: skip
-    load_at_start = os.getloadavg()[0]
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         weights = (
-            Path(args.weights) if args.weights else make_checkpoint(tmp / "yolact_r18.pth", args.input_size)
+            Path(args.weights).resolve()
+            if args.weights
+            else make_checkpoint(tmp / "yolact_r18.pth", args.input_size)
         )
+        before_commit = ""
+        if args.threads:
+            variants = [
+                Variant(f"num_threads={t}", params=["-p", f"num_threads:={t}"],
+                        env={"OMP_NUM_THREADS": None} if int(t) == 0 else {"OMP_NUM_THREADS": t})
+                for t in args.threads.split(",")
+            ]  # fmt: skip
+        else:
+            variants = [Variant("after")]
+            if args.before_ref:
+                code, before_commit = checkout(args.before_ref, tmp / "before")
+                variants.insert(0, Variant("before", code=code))
+        parts = [] if args.no_components or args.threads else components(args, weights)
         rows = []
-        parts = components(args, weights)
         for transport in args.transports.split(","):
-            rows += run_transport(args, transport, weights, tmp, env)
-
-    header = [
-        "input",
-        "runs",
-        "inst",
-        "overhead p50",
-        "p95",
-        "node-internal p50",
-        "p95",
-        "e2e p50",
-        "p95",
-        "model p50",
-    ]
-    print("\n" + " | ".join(header))
-    for r in rows:
-        cells = [
-            f"{r['width']}x{r['height']} {r['transport']}",
-            str(r["runs"]),
-            f"{r['instances_median']:.0f}",
-        ]
-        for key in ("overhead_ms", "node_internal_overhead_ms", "end_to_end_ms"):
-            cells += [f"{r[key]['median']:.2f}", f"{r[key]['p95']:.2f}"]
-        cells.append(f"{r['model_ms']['median']:.1f}")
-        print(" | ".join(c.rjust(len(h)) for c, h in zip(cells, header)))
-    names = ["raw_to_bgr8", "jpeg_decode", "render_masks", "mask_messages", "detections_message", "raw_total"]
-    print("\nnode CPU work per frame, in-process, no DDS (median / p95 ms)")
-    print(" | ".join(["input", "inst", *names]))
-    for r in parts:
-        cells = [f"{r['width']}x{r['height']}", str(r["instances"])]
-        cells += [f"{r[n]['median']:.2f}/{r[n]['p95']:.2f}" for n in names]
-        print(" | ".join(cells))
+            rows += run_transport(args, transport, variants, weights, tmp, env)
+    load_at_end = os.getloadavg()
+    print_tables(rows, parts)
+    print(f"\nload average (1 min) at start {load_at_start[0]:.2f}, at end {load_at_end[0]:.2f}, "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
     result = {
-        "benchmark": "instaseg_node overhead (end-to-end minus model time), one frame in flight",
-        "machine": {**machine(), "load_avg_1m_start": load_at_start},
+        "benchmark": "instaseg_node overhead (end-to-end minus model time), one frame in flight, variants "
+        "interleaved frame by frame",
+        "command": "python benchmarks/bench_node_overhead.py " + " ".join(argv),
+        "machine": {**machine(), "load_avg_start": list(load_at_start), "load_avg_end": list(load_at_end)},
         "backend": "torch",
         "device": "cpu",
         "model": args.weights or f"random ResNet-18 YOLACT, input {args.input_size}",
+        "before_ref": before_commit,
+        "variants": [
+            {"name": v.name, "params": v.params, "env": v.env, "package": v.package} for v in variants
+        ],
+        "client_subscribes": ["~/detections"],
         "target": "overhead median < 3 ms at 640x480 raw",
         "results": rows,
         "components_in_process": parts,
@@ -395,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {out}")
+    print(f"wrote {out}")
     return 0
 
 

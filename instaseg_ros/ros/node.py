@@ -2,8 +2,8 @@
 
 Interface (see CONVENTIONS.md section 2): subscribes ``image`` (sensor_msgs/Image) or
 ``image/compressed`` (sensor_msgs/CompressedImage, jpeg/png); publishes ``~/detections``
-(vision_msgs/Detection2DArray), ``~/instance_mask`` (mono16), ``~/semantic_mask`` (mono8),
-latched ``~/label_info`` (vision_msgs/LabelInfo), ``~/debug_image`` (bgr8, rendered only while
+(vision_msgs/Detection2DArray), ``~/instance_mask`` (mono16), ``~/semantic_mask`` (mono8, while
+subscribed), latched ``~/label_info`` (vision_msgs/LabelInfo), ``~/debug_image`` (bgr8, rendered only while
 subscribed) and ``/diagnostics``. Every output carries the input image's header unchanged.
 Detection2D ids and mask values are track ids (``tracking.*``, :mod:`instaseg_ros.tracking`). With
 ``depth.enabled``: ``depth/image_raw`` + ``depth/camera_info`` in, ``~/detections_3d`` out (and
@@ -22,10 +22,10 @@ traceback, counted as ``errors`` and turns diagnostics ERROR); a worker thread t
 and replaced; SIGINT/SIGTERM end the process with status 0 in any state.
 
 Torch and the models are imported in ``on_configure`` only. Beside this module: the parameter table
-(``params``), conversions, the scheduler, diagnostics, the health checks and the process runner. The
-module is over 500 lines because it holds every ROS callback of one node (lifecycle, parameters, frames,
-watchdog, diagnostics); the per-frame path ``_process`` is decode -> ``_segment`` -> publish, one call
-per step, where tracking and 3D add one call each.
+(``params``), the per-frame 2D outputs (``outputs``), conversions, the scheduler, diagnostics, the
+health checks and the process runner. The module is over 500 lines because it holds every ROS callback
+of one node (lifecycle, parameters, frames, watchdog, diagnostics); the per-frame path ``_process`` is
+decode -> ``_segment`` -> publish, one call per step, where tracking and 3D add one call each.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from instaseg_ros.ros import conversions as conv
 from instaseg_ros.ros import conversions_3d as c3
 from instaseg_ros.ros.diagnostics import node_status
 from instaseg_ros.ros.health import InputSilence, duplicate_name_warning
+from instaseg_ros.ros.outputs import Outputs2D
 from instaseg_ros.ros.params import (
     INACTIVE,
     INFER_KEYS,
@@ -112,7 +113,7 @@ class InstasegNode(LifecycleNode):
         self._errors: list[str] = []  # exceptions since the last diagnostics message (level ERROR)
         self._configure_error = ""
         self._input_topic = ""
-        self._draw = None
+        self._outputs: Outputs2D | None = None  # the 2D outputs' renderer/publisher (while configured)
         self._last_logged: dict[str, float] = {}
         self._last_received = 0.0
         self._silence: InputSilence | None = None
@@ -448,6 +449,12 @@ class InstasegNode(LifecycleNode):
             "points": self.create_lifecycle_publisher(PointCloud2, "~/points", out_qos),
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", out_qos),
         }
+        serialised = conv.detections_cdr_matches()  # else the installed vision_msgs differs: message path
+        if not serialised:
+            self.get_logger().warning(
+                "vision_msgs/Detection2DArray differs from the 4.x layout: ~/detections built as messages"
+            )
+        self._outputs = Outputs2D(self._pubs, serialised_detections=serialised)
         self.get_logger().info(
             f"configured: {family} ({len(seg.class_names)} classes) on {seg.device} {seg.precision} "
             f"[{self._value('backend')}] in {time.monotonic() - t0:.1f} s"
@@ -570,6 +577,7 @@ class InstasegNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
+        self._outputs = None
         device = self._seg.device if self._seg is not None else "cpu"
         self._seg = None
         self._temporal = None
@@ -651,8 +659,8 @@ class InstasegNode(LifecycleNode):
         One step per line: a tracker or a 3D step is one more call between ``_segment`` and the
         publishing (each takes and returns the frame's ``Instances``)."""
         msg, decode, checked, received = frame
-        seg, infer, pubs = self._seg, self._infer, self._pubs
-        if seg is None or not pubs:
+        seg, infer, pubs, outputs = self._seg, self._infer, self._pubs, self._outputs
+        if seg is None or not pubs or outputs is None:
             return
         try:
             image = decode(msg, checked)
@@ -666,14 +674,13 @@ class InstasegNode(LifecycleNode):
         else:
             inst, inference_s = self._segment(seg, image, infer)
         track_ids = self._track(inst, image, header)
-        out = self._publish_2d(pubs, inst, header, track_ids)
+        out = outputs.publish(inst, header, track_ids, self._value("class_id_format"))
         if self._depth_sync is not None:
             self._publish_3d(pubs, out, header)
         self._last_processed = time.monotonic()
         self._stats.record_processed(time.monotonic() - received, inference_s, key=stamp_ns(header))
-        debug = pubs["debug_image"]
-        if self._value("debug_image") and debug.get_subscription_count() > 0:
-            self._publish_debug(debug, image, out.instances, header)
+        if self._value("debug_image") and outputs.wants_debug():
+            outputs.publish_debug(image, out.instances, header)
 
     @staticmethod
     def _segment(seg: Segmenter, image: np.ndarray, infer: InferenceParams):
@@ -708,27 +715,6 @@ class InstasegNode(LifecycleNode):
             return None
         self._tracking_ms.append((time.perf_counter() - t0) * 1e3)
         return ids
-
-    def _publish_2d(self, pubs: dict, inst, header, track_ids: np.ndarray | None = None) -> conv.Rendered:
-        """~/instance_mask, ~/detections and (while subscribed) ~/semantic_mask for ``inst``, all with
-        ``header``; the mask values and Detection2D ids are ``track_ids`` (else 1..M)."""
-        semantic_pub = pubs["semantic_mask"]
-        want_semantic = semantic_pub.get_subscription_count() > 0  # rendered only for its listeners
-        out = conv.render_outputs(inst, track_ids, semantic=want_semantic)
-        pubs["instance_mask"].publish(conv.numpy_to_image(out.instance_ids, "mono16", header))
-        if out.semantic is not None:
-            semantic_pub.publish(conv.numpy_to_image(out.semantic, "mono8", header))
-        pubs["detections"].publish(
-            conv.instances_to_detections(
-                out.source, header, self._value("class_id_format"), keep=out.keep, ids=out.ids
-            )
-        )
-        confidence = pubs["semantic_confidence"]
-        if confidence.get_subscription_count() > 0:  # for the Nav2 semantic segmentation layer
-            table = c3.IdTable.from_instances(out.instances)
-            image = c3.confidence_image(out.index_image, table)
-            confidence.publish(conv.numpy_to_image(image, "mono8", header))
-        return out
 
     def _publish_3d(self, pubs: dict, out: conv.Rendered, header) -> None:
         """~/detections_3d (every paired frame, even with no objects) and, while subscribed, ~/points and
@@ -769,13 +755,6 @@ class InstasegNode(LifecycleNode):
         if pubs["markers"].get_subscription_count() > 0:
             pubs["markers"].publish(c3.markers(objs, table, h3, ids=out.ids))
         self._depth_ms.append((time.perf_counter() - t0) * 1e3)
-
-    def _publish_debug(self, pub, image, inst, header) -> None:
-        if self._draw is None:
-            from instaseg_ros.core.draw import draw_instances
-
-            self._draw = draw_instances
-        pub.publish(conv.numpy_to_image(self._draw(image, inst), "bgr8", header))
 
     # ------------------------------------------------------------------ watchdog
     def _watch(self) -> None:
