@@ -118,3 +118,71 @@ def test_detections_cdr_reads_back_as_the_message(n, seed, fmt, frame_id, sec, n
 def test_detections_cdr_refuses_an_unknown_id_format():
     with pytest.raises(ValueError, match="class_id_format"):
         conv.detections_cdr(scene(np.random.default_rng(1), 2), Header(), "bogus")
+
+
+@pytest.mark.parametrize("serialised", [True, False])
+def test_outputs_2d_publishes_the_same_messages_either_way(serialised, tmp_path):
+    """Outputs2D on real publishers, read back by a subscriber over DDS: the detections (bytes or message
+    path) and the instance mask match the message-built reference; the semantic mask only goes out while
+    subscribed."""
+    import threading
+    import time
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from instaseg_ros.ros.outputs import Outputs2D
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node(f"outputs_test_{int(serialised)}", context=ctx)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    ns = f"/t20out{int(serialised)}"
+    types = {"detections": Detection2DArray, "instance_mask": Image, "semantic_mask": Image,
+             "semantic_confidence": Image, "debug_image": Image}  # fmt: skip
+    pubs = {k: node.create_publisher(t, f"{ns}/{k}", qos) for k, t in types.items()}
+    got: dict[str, list] = {"detections": [], "instance_mask": [], "semantic_mask": []}
+    subs = {k: node.create_subscription(types[k], f"{ns}/{k}", got[k].append, qos) for k in got}
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while any(pubs[k].get_subscription_count() == 0 for k in got) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        outputs = Outputs2D(pubs, serialised_detections=serialised)
+        rng = np.random.default_rng(5)
+        headers, semantics = [], []
+        for k in range(3):
+            if k == 2:  # nobody listens to the semantic mask any more: it is not rendered
+                node.destroy_subscription(subs.pop("semantic_mask"))
+                while pubs["semantic_mask"].get_subscription_count() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            inst = scene(rng, 6, tiny=True)
+            track = np.array([9, 4, 300, 12, 7, 65535], np.uint16)
+            header = Header(frame_id="cam")
+            header.stamp.sec = 100 + k
+            headers.append(header)
+            out = outputs.publish(inst, header, track, "index")
+            want = conv.render_outputs(inst, track)
+            semantics.append(want.semantic)
+            assert (out.semantic is None) == (k == 2)
+            while len(got["detections"]) <= k and time.monotonic() < deadline:
+                time.sleep(0.02)
+            det = got["detections"][k]
+            assert det == conv.instances_to_detections(inst, header, "index", keep=want.keep, ids=want.ids)
+            mask = got["instance_mask"][k]
+            assert mask.header == header
+            np.testing.assert_array_equal(conv.image_to_numpy(mask), want.instance_ids)
+        time.sleep(0.2)
+        assert [m.header for m in got["semantic_mask"]] == headers[:2]
+        for msg, semantic in zip(got["semantic_mask"], semantics):
+            np.testing.assert_array_equal(conv.image_to_numpy(msg), semantic)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        ctx.try_shutdown()
+        thread.join(5)
