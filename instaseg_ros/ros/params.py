@@ -62,7 +62,15 @@ PARAMS: tuple[ParamSpec, ...] = (
               "tensorrt; needs calib)", choices=("fp32", "fp16", "int8")),
     ParamSpec("calib", "", UNCONFIGURED, "int8 calibration images: a folder or a COCO JSON (package:// "
               "allowed); the quantised model is cached, keyed by the calibration set"),
-    ParamSpec("num_threads", 0, UNCONFIGURED, "CPU inference threads; 0 = PyTorch's default", (0, 256)),
+    # 0: measured best through the node on 2 busy cores (1 thread 52.6 ms, 2 = default 39.2 ms model p50;
+    # benchmarks/results/num_threads.json, README "Parameters")
+    ParamSpec(
+        "num_threads",
+        0,
+        UNCONFIGURED,
+        "CPU inference threads; 0 = PyTorch's default (one per physical core)",
+        (0, 256),
+    ),
     ParamSpec("score_threshold", 0.3, RUNTIME, "drop instances scoring below this", (0.0, 1.0)),
     ParamSpec(
         "nms_threshold", 0.5, RUNTIME, "box IoU above which the lower score is suppressed", (0.01, 1.0)
