@@ -45,7 +45,8 @@ class Outputs2D:
     ) -> conv.Rendered:
         """~/instance_mask, ~/detections and, while subscribed, ~/semantic_mask and ~/semantic_confidence
         for ``inst`` ([N] instances at input resolution), all with ``header``; mask values and Detection2D
-        ids are ``track_ids`` ([N] uint16, else 1..M). Returns the rendered arrays (for 3D and debug)."""
+        ids are ``track_ids`` ([N] uint16, else 1..M). Returns the rendered arrays (for 3D and debug);
+        their ``instance_ids`` is the reused message buffer, overwritten by the next call."""
         pubs = self.pubs
         semantic_pub = pubs["semantic_mask"]
         want_semantic = semantic_pub.get_subscription_count() > 0
