@@ -55,8 +55,50 @@ BEFORE_REF = "c53c340"
 
 
 # ----------------------------------------------------------------------------- node side
-def serve(ros_args: list[str]) -> int:
-    """Run instaseg_node in this process; on stdin ``dump PATH`` write its per-frame history as JSON."""
+STEPS: dict[str, list[tuple[float, float]]] = {}  # step -> [(wall s, thread CPU s)] (--serve --profile)
+
+
+def _timed(owner, name: str, step: str) -> None:
+    """Wrap ``owner.name`` (a function or a plain method) so each call records its wall and CPU time."""
+    fn = owner.__dict__[name]
+    static = isinstance(fn, staticmethod)
+    inner = fn.__func__ if static else fn
+
+    def wrapper(*a, **k):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return inner(*a, **k)
+        finally:
+            STEPS.setdefault(step, []).append((time.perf_counter() - w0, time.thread_time() - c0))
+
+    setattr(owner, name, staticmethod(wrapper) if static else wrapper)
+
+
+def profile_node(node_cls) -> None:
+    """Per-step timing inside the node (either version): the hand-off from the subscription callback to
+    the worker, tracking, the 2D outputs (render + messages + publish) and the overlap rendering alone."""
+    from instaseg_ros.ros import conversions
+
+    process = node_cls._process
+
+    def handoff(self, frame):
+        STEPS.setdefault("handoff", []).append((time.monotonic() - frame[3], float("nan")))
+        return process(self, frame)
+
+    node_cls._process = handoff
+    _timed(node_cls, "_track", "tracking")
+    _timed(conversions, "render_outputs", "render_outputs")
+    try:
+        from instaseg_ros.ros.outputs import Outputs2D
+
+        _timed(Outputs2D, "publish", "outputs_2d")
+    except ImportError:  # the node before ros/outputs.py
+        _timed(node_cls, "_publish_2d", "outputs_2d")
+
+
+def serve(ros_args: list[str], profile: bool = False) -> int:
+    """Run instaseg_node in this process; on stdin ``dump PATH`` write its per-frame history (and, with
+    ``profile``, its per-step times) as JSON."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
@@ -64,6 +106,8 @@ def serve(ros_args: list[str]) -> int:
     import instaseg_ros
     from instaseg_ros.ros.node import InstasegNode
 
+    if profile:
+        profile_node(InstasegNode)
     rclpy.init(args=["serve", "--ros-args", *ros_args])
     node = InstasegNode()
     ok = TransitionCallbackReturn.SUCCESS
@@ -77,7 +121,8 @@ def serve(ros_args: list[str]) -> int:
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")
         if cmd == "dump":
-            Path(arg).write_text(json.dumps(node.stats.history()))
+            steps = {k: np.asarray(v[3:], np.float64).reshape(-1, 2).tolist() for k, v in STEPS.items()}
+            Path(arg).write_text(json.dumps({"history": node.stats.history(), "steps": steps}))
             print("DUMPED", flush=True)
         elif cmd == "quit":
             break
@@ -105,7 +150,9 @@ class Variant:
         return f"/bench{os.getpid()}_" + "_".join(words)
 
 
-def start(variant: Variant, transport: str, weights: Path, top_k: int, env: dict, log: Path) -> None:
+def start(
+    variant: Variant, transport: str, weights: Path, top_k: int, env: dict, log: Path, profile: bool = False
+) -> None:
     ros_args = [
         "-r", f"__ns:={variant.ns()}", "-r", "image:=camera/image",
         "-p", f"model.weights:={weights}", "-p", "score_threshold:=0.0", "-p", f"top_k:={top_k}",
@@ -123,7 +170,7 @@ def start(variant: Variant, transport: str, weights: Path, top_k: int, env: dict
     variant.log = log
     with open(log, "w") as err:
         variant.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--", *ros_args],
+            [sys.executable, __file__, "--serve", *(["--profile"] if profile else []), "--", *ros_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=penv,
         )  # fmt: skip
 
@@ -147,13 +194,20 @@ def stop(variant: Variant) -> None:
             proc.kill()
 
 
-def history(variant: Variant, path: Path) -> dict[int, tuple[float, float]]:
-    """stamp key -> (node latency s, inference s) of every frame the node processed."""
+def history(variant: Variant, path: Path) -> tuple[dict[int, tuple[float, float]], dict]:
+    """(stamp key -> (node latency s, inference s) of every frame the node processed, per-step times:
+    step -> {wall_ms, cpu_ms} medians over the frames after the first three; empty without --profile)."""
     variant.proc.stdin.write(f"dump {path}\n")
     variant.proc.stdin.flush()
     if variant.proc.stdout.readline().strip() != "DUMPED":
         raise RuntimeError(f"{variant.name}: no history")
-    return {k: (lat, inf) for k, lat, inf in json.loads(path.read_text())}
+    data = json.loads(path.read_text())
+    steps = {}
+    for step, rows in data["steps"].items():
+        a = np.asarray(rows, np.float64).reshape(-1, 2) * 1e3
+        steps[step] = {"wall_ms": stats_ms(list(a[:, 0] / 1e3)), "cpu_ms": float(np.nanmedian(a[:, 1]))
+                       if np.isfinite(a[:, 1]).any() else None}  # fmt: skip
+    return {k: (lat, inf) for k, lat, inf in data["history"]}, steps
 
 
 # ----------------------------------------------------------------------------- client side
@@ -386,7 +440,7 @@ def run_transport(
     rows = []
     try:
         for i, v in enumerate(variants):
-            start(v, transport, weights, args.top_k, env, tmp / f"node{i}_{transport}.log")
+            start(v, transport, weights, args.top_k, env, tmp / f"node{i}_{transport}.log", args.profile)
         for v in variants:
             wait_ready(v)
         client = Client([v.ns() for v in variants])
@@ -412,7 +466,7 @@ def run_transport(
                     time.sleep(args.gap)
             h, w = size
             for v in variants:
-                hist = history(v, tmp / f"history_{v.name}_{transport}_{w}x{h}.json")
+                hist, steps = history(v, tmp / f"history_{v.name}_{transport}_{w}x{h}.json")
                 keys = [k for k in e2e[v.name] if k in hist]
                 per_instance = [client.instances[k] for k in keys]
                 rows.append(
@@ -430,6 +484,7 @@ def run_transport(
                         "node_internal_overhead_ms": stats_ms([hist[k][0] - hist[k][1] for k in keys]),
                         "end_to_end_ms": stats_ms([e2e[v.name][k] for k in keys]),
                         "model_ms": stats_ms([hist[k][1] for k in keys]),
+                        "steps_in_node": steps,
                     }
                 )
         client.close()
@@ -451,6 +506,12 @@ def print_tables(rows: list[dict], parts: list[dict]) -> None:
         cells += [f"{r['end_to_end_ms']['median']:.1f}", f"{r['model_ms']['median']:.1f}",
                   f"{r['model_ms']['p95']:.1f}"]  # fmt: skip
         print(" | ".join(c.rjust(len(h)) for c, h in zip(cells, header)))
+    if any(r.get("steps_in_node") for r in rows):
+        print("\ninside the node, per frame (--profile): wall p50 ms (thread CPU p50 ms)")
+        for r in rows:
+            cells = [f"{k} {v['wall_ms']['median']:.2f}" + (f" ({v['cpu_ms']:.2f})" if v["cpu_ms"] else "")
+                     for k, v in r["steps_in_node"].items()]  # fmt: skip
+            print(f"  {r['variant']}: " + ", ".join(cells))
     if not parts:
         return
     names = ["raw_to_bgr8", "jpeg_decode", "tracking", "render_mask", "mask_message", "detections_bytes",
@@ -466,7 +527,9 @@ def print_tables(rows: list[dict], parts: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--serve":
-        return serve(argv[2:] if len(argv) > 1 and argv[1] == "--" else argv[1:])
+        profile = len(argv) > 1 and argv[1] == "--profile"
+        rest = argv[2:] if profile else argv[1:]
+        return serve(rest[1:] if rest and rest[0] == "--" else rest, profile)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="640x480", help="WxH list")
     ap.add_argument("--transports", default="raw", help="raw,compressed")
@@ -487,6 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--weights", default="", help="a YOLACT checkpoint instead of the random one")
     ap.add_argument("--no-components", action="store_true", help="skip the in-process step timings")
+    ap.add_argument(
+        "--profile", action="store_true",
+        help="time steps inside each node (hand-off, tracking, 2D outputs, rendering: wall and CPU)",
+    )  # fmt: skip
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "node_overhead.json"))
     args = ap.parse_args(argv)
     args.sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]
