@@ -90,7 +90,7 @@ def _parts(target: dict[str, Any], shape: tuple[int, int]) -> tuple[np.ndarray, 
 def _finish(base: dict[str, Any], masks: np.ndarray, labels: np.ndarray, crowd: np.ndarray,
             before: np.ndarray, min_area: int, min_fraction: float) -> dict[str, Any]:
     """``base`` with the instances that stay visible enough; boxes from the masks."""
-    area = masks.reshape(len(masks), -1).sum(axis=1).astype(np.float64)
+    area = masks.sum(axis=(1, 2), dtype=np.float64)
     keep = (area >= max(1, min_area)) & (area >= min_fraction * before)
     out = dict(base)
     out["masks"] = np.ascontiguousarray(masks[keep])
@@ -125,7 +125,7 @@ def mosaic4(samples: list[Sample], center: tuple[float, float], zoom: float, min
         all_masks.append(big)
         labels.append(lab)
         crowd.append(cr)
-        before.append(m.reshape(len(m), -1).sum(axis=1).astype(np.float64))
+        before.append(m.sum(axis=(1, 2), dtype=np.float64))
     wh, ww = min(2 * h, round(h / zoom)), min(2 * w, round(w / zoom))
     y = int(np.clip(round(center[1] - wh / 2), 0, 2 * h - wh))
     x = int(np.clip(round(center[0] - ww / 2), 0, 2 * w - ww))
@@ -166,10 +166,10 @@ def copy_paste(dst: Sample, src: Sample, chosen: np.ndarray, flip: bool = False,
     paste = pm.any(axis=0) if len(pm) else np.zeros((h, w), bool)
     out_img = img.copy()
     out_img[paste] = simg[paste]
-    before = dm.reshape(len(dm), -1).sum(axis=1).astype(np.float64)
+    before = dm.sum(axis=(1, 2), dtype=np.float64)
     cut = dm & ~paste[None].astype(np.uint8) if len(dm) else dm
     masks = np.concatenate([cut, np.ascontiguousarray(pm)]).astype(np.uint8)
-    areas = np.concatenate([before, pm.reshape(len(pm), -1).sum(axis=1).astype(np.float64)])
+    areas = np.concatenate([before, pm.sum(axis=(1, 2), dtype=np.float64)])
     base = {k: v for k, v in tgt.items() if k not in ("masks", "labels", "iscrowd", "boxes")}
     # pasted instances overlap each other like the source had them: their own areas are the reference
     return out_img, _finish(base, masks, np.concatenate([dl, plab]), np.concatenate([dc, pcr]), areas,

@@ -122,6 +122,20 @@ def test_mixing_dataset_is_reproducible_and_consistent():
     np.testing.assert_array_equal(off[5][0], base[5][0])
 
 
+def test_samples_without_instances_mix_too():
+    empty = sample([])
+    img, t = mosaic4([empty, empty, sample([(0, 0, 48, 48, 2)]), empty], center=(W, H), zoom=0.5)
+    assert t["labels"].tolist() == [2]
+    check_consistent(img, t)
+    img, t = mosaic4([empty] * 4, center=(W, H), zoom=0.5)
+    assert t["masks"].shape == (0, H, W) and t["boxes"].shape == (0, 4)
+    img, t = copy_paste(empty, sample([(5, 5, 20, 20, 1)]), np.array([0]))
+    assert t["labels"].tolist() == [1]
+    check_consistent(img, t)
+    img, t = copy_paste(sample([(5, 5, 20, 20, 1)]), empty, np.array([], np.int64))
+    assert t["labels"].tolist() == [1]
+
+
 def test_mix_config_checks_its_values():
     with pytest.raises(ValueError, match="mosaic_scale"):
         MixConfig(mosaic=0.5, mosaic_scale=(0.5, 2.0))
