@@ -382,6 +382,7 @@ def component_row(args, seg, params, size: tuple[int, int]) -> dict:
     from std_msgs.msg import Header
 
     from instaseg_ros.ros import conversions as conv
+    from instaseg_ros.ros.detections_cdr import detections_cdr
     from instaseg_ros.tracking import Tracker
 
     header = Header(frame_id="bench")
@@ -405,7 +406,7 @@ def component_row(args, seg, params, size: tuple[int, int]) -> dict:
         "tracking": track,
         "render_mask": partial(conv.render_outputs, inst, track_ids, False, pixels),
         "mask_message": partial(buf.message, header),
-        "detections_bytes": partial(conv.detections_cdr, out.source, header, keep=out.keep, ids=out.ids),
+        "detections_bytes": partial(detections_cdr, out.source, header, keep=out.keep, ids=out.ids),
         "old_render_masks": partial(conv.render_outputs, inst, track_ids),
         "old_mask_messages": lambda: (
             conv.numpy_to_image(old.instance_ids, "mono16", header),

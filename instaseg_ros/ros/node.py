@@ -53,6 +53,7 @@ from instaseg_ros.core.stamps import stamp_ns
 from instaseg_ros.geometry import Depth3DParams, DepthSync, instances_3d
 from instaseg_ros.ros import conversions as conv
 from instaseg_ros.ros import conversions_3d as c3
+from instaseg_ros.ros.detections_cdr import detections_cdr_matches
 from instaseg_ros.ros.diagnostics import node_status
 from instaseg_ros.ros.health import InputSilence, duplicate_name_warning
 from instaseg_ros.ros.outputs import Outputs2D
@@ -449,7 +450,7 @@ class InstasegNode(LifecycleNode):
             "points": self.create_lifecycle_publisher(PointCloud2, "~/points", out_qos),
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", out_qos),
         }
-        serialised = conv.detections_cdr_matches()  # else the installed vision_msgs differs: message path
+        serialised = detections_cdr_matches()  # else the installed vision_msgs differs: message path
         if not serialised:
             self.get_logger().warning(
                 "vision_msgs/Detection2DArray differs from the 4.x layout: ~/detections built as messages"

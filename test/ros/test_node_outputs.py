@@ -18,6 +18,7 @@ from vision_msgs.msg import Detection2DArray  # noqa: E402
 
 from instaseg_ros.core.instances import Instances  # noqa: E402
 from instaseg_ros.ros import conversions as conv  # noqa: E402
+from instaseg_ros.ros.detections_cdr import detections_cdr, detections_cdr_matches  # noqa: E402
 
 NAMES = ["person", "chair", "dining table", "tv", "ü-bench"]  # a multi-byte name: CDR lengths in bytes
 
@@ -89,7 +90,7 @@ def test_image_buffer_follows_the_frame_size_and_refuses_a_wrong_out():
 
 
 def test_the_serialised_layout_matches_the_installed_vision_msgs():
-    assert conv.detections_cdr_matches()
+    assert detections_cdr_matches()
 
 
 @settings(max_examples=60, deadline=None)
@@ -110,14 +111,14 @@ def test_detections_cdr_reads_back_as_the_message(n, seed, fmt, frame_id, sec, n
     keep = np.sort(rng.choice(n, rng.integers(0, n + 1), replace=False)) if tracked else None
     ids = rng.integers(1, 65536, len(keep)).astype(np.uint16) if tracked else None
     msg = conv.instances_to_detections(inst, header, fmt, keep=keep, ids=ids)
-    data = conv.detections_cdr(inst, header, fmt, keep=keep, ids=ids)
+    data = detections_cdr(inst, header, fmt, keep=keep, ids=ids)
     assert len(data) == len(serialize_message(msg))
     assert deserialize_message(data, Detection2DArray) == msg
 
 
 def test_detections_cdr_refuses_an_unknown_id_format():
     with pytest.raises(ValueError, match="class_id_format"):
-        conv.detections_cdr(scene(np.random.default_rng(1), 2), Header(), "bogus")
+        detections_cdr(scene(np.random.default_rng(1), 2), Header(), "bogus")
 
 
 @pytest.mark.parametrize("serialised", [True, False])
