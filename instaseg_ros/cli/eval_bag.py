@@ -180,10 +180,9 @@ def run(args: argparse.Namespace) -> int:
         temporal = _temporal_settings(args)
     except ValueError as e:
         return fail(f"temporal reuse: {e}")
-    backends = ("torch", "onnxruntime") if args.mode == "offline" else ("torch",)
-    if temporal is not None and (args.model != "yolact" or args.backend not in backends):
+    if temporal is not None and (args.model != "yolact" or args.backend not in ("torch", "onnxruntime")):
         return fail(
-            f"--temporal needs --model yolact on the torch backend (offline also onnxruntime), got "
+            f"--temporal needs --model yolact on the torch or onnxruntime backend, got "
             f"{args.model} on {args.backend} ({args.mode})"
         )
     plugins = list(args.plugin)

@@ -30,6 +30,7 @@ decode -> ``_segment`` -> publish, one call per step, where tracking and 3D add 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import re
@@ -278,6 +279,12 @@ class InstasegNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=reason)
             if p.name in INFER_KEYS:
                 infer_changes[p.name] = class_filter_names(p.value) if p.name == "class_filter" else p.value
+        reuse = next((p.value for p in params if p.name == "temporal.reuse_prototypes"), None)
+        if reuse and self._value("backend") == "onnxruntime":
+            return SetParametersResult(
+                successful=False,
+                reason="temporal.reuse_prototypes is not available on the onnxruntime backend (torch only)",
+            )
         if infer_changes:
             try:
                 self._infer.updated(**infer_changes)
@@ -386,32 +393,22 @@ class InstasegNode(LifecycleNode):
         return seg
 
     def _build_temporal(self, seg: Segmenter) -> Any:
-        """The temporal-reuse runner when ``temporal.enabled`` (YOLACT on the torch backend), else None."""
+        """The temporal-reuse runner when ``temporal.enabled``, else None: a YOLACT on the torch backend,
+        or on the onnxruntime backend (the exported key / non-key graphs, fp32 CPU)."""
         if not self._value("temporal.enabled"):
             return None
-        from instaseg_ros.core.resources import resolve_path
-        from instaseg_ros.models.yolact.temporal import build_temporal
+        from instaseg_ros.models.yolact.temporal import TemporalSettings
+        from instaseg_ros.models.yolact.temporal_onnx import build_runner
 
-        if seg.family != "yolact" or self._value("backend") != "torch":
+        if seg.family != "yolact" or self._value("backend") not in ("torch", "onnxruntime"):
             raise ValueError(
-                "temporal.enabled needs model.family yolact on the torch backend, got "
+                "temporal.enabled needs model.family yolact on the torch or onnxruntime backend, got "
                 f"{seg.family} on {self._value('backend')}"
             )
-        flow = resolve_path(self._value("temporal.flow_weights"))
-        reuse = bool(self._value("temporal.reuse_prototypes"))
-        return build_temporal(seg, flow, self._temporal_policy(), reuse)
-
-    def _temporal_policy(self) -> Any:
-        from instaseg_ros.models.yolact.temporal import KeyframePolicyConfig
-
-        return KeyframePolicyConfig(
-            mode=self._value("temporal.policy"),
-            keyframe_interval=int(self._value("temporal.keyframe_interval")),
-            max_interval=int(self._value("temporal.max_interval")),
-            change_threshold=float(self._value("temporal.change_threshold")),
-            flow_threshold=float(self._value("temporal.flow_threshold")),
-            max_time_gap=float(self._value("temporal.max_time_gap")),
+        settings = TemporalSettings(
+            **{f.name: self._value(f"temporal.{f.name}") for f in dataclasses.fields(TemporalSettings)}
         )
+        return build_runner(settings, seg)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         family, weights = self._value("model.family"), self._value("model.weights")
@@ -844,7 +841,11 @@ class InstasegNode(LifecycleNode):
         temporal = self._temporal
         if temporal is None:
             return {"temporal_enabled": False}
-        return {"temporal_enabled": True, **{f"temporal_{k}": v for k, v in temporal.stats.summary().items()}}
+        return {
+            "temporal_enabled": True,
+            "temporal_runner": type(temporal).__name__,
+            **{f"temporal_{k}": v for k, v in temporal.stats.summary().items()},
+        }
 
     def _tracking_info(self) -> dict[str, object]:
         """Diagnostics of the tracker: live/lost/confirmed tracks of the last frame, births, deaths,

@@ -85,6 +85,7 @@ def test_every_frame_is_answered_with_its_header_and_frames_are_counted_by_kind(
     diag = diagnostics(probe, 9)
     assert float(diag["temporal_key_frames"]) == 3 and float(diag["temporal_nonkey_frames"]) == 6  # 1 in 3
     assert diag["temporal_key_ratio"] == "0.33"
+    assert diag["temporal_runner"] == "TemporalYolact"
     assert float(diag["temporal_nonkey_ms_median"]) > 0
 
 
