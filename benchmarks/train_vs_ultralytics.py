@@ -389,6 +389,23 @@ def _trained(side: str, t: dict[str, Any]) -> str:
     return f"{t['epochs_done']} epochs, {its} x {t['batch']} (time)"
 
 
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """A sentence on whether the two trainings ran at the same time (start minute + process wall time)."""
+    import calendar
+
+    def span(s: dict[str, Any]) -> tuple[float, float]:
+        t0 = calendar.timegm(time.strptime(s["date_utc"], "%Y-%m-%d %H:%M"))
+        return t0, t0 + s["train_process"]["wall_s"]
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    both = max(0.0, min(a1, b1) - max(a0, b0)) / 60
+    ratio = a["train_process"]["cpu_s"] / max(b["train_process"]["cpu_s"], 1e-9)
+    return (
+        f"The two trainings overlapped for about {both:.0f} min (each also shared the 2 cores with other "
+        f"work; see the load column). CPU seconds of training, {a['label']} / {b['label']}: {ratio:.2f}."
+    )
+
+
 def markdown(doc: dict[str, Any]) -> str:
     lines = [
         "# Accuracy per hour of training: YOLACT-SE (ours) vs YOLO11n-seg (Ultralytics), same data, "
@@ -436,6 +453,8 @@ def markdown(doc: dict[str, Any]) -> str:
                 )
                 + " |"
             )
+        if len(sides) == 2:
+            lines += ["", _overlap(sides[0][1], sides[1][1])]
         lines += ["", "Commands and commits:", ""]
         for _, s in sides:
             lines.append(
