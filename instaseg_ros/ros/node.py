@@ -306,7 +306,8 @@ class InstasegNode(LifecycleNode):
         temporal = self._temporal
         if temporal is not None and any(p.name.startswith("temporal.") for p in params):
             # applied by the worker before its next frame, which is then a key frame
-            temporal.configure(self._temporal_policy(), bool(self._value("temporal.reuse_prototypes")))
+            settings = self._temporal_settings()
+            temporal.configure(settings.policy_config(), settings.reuse_prototypes)
         if any(p.name.startswith("tracking.") for p in params):
             self._pending_tracking = TrackerConfig.from_dict(
                 tracking_settings(self._group_values("tracking.", {}))
@@ -397,7 +398,6 @@ class InstasegNode(LifecycleNode):
         or on the onnxruntime backend (the exported key / non-key graphs, fp32 CPU)."""
         if not self._value("temporal.enabled"):
             return None
-        from instaseg_ros.models.yolact.temporal import TemporalSettings
         from instaseg_ros.models.yolact.temporal_onnx import build_runner
 
         if seg.family != "yolact" or self._value("backend") not in ("torch", "onnxruntime"):
@@ -405,10 +405,15 @@ class InstasegNode(LifecycleNode):
                 "temporal.enabled needs model.family yolact on the torch or onnxruntime backend, got "
                 f"{seg.family} on {self._value('backend')}"
             )
-        settings = TemporalSettings(
+        return build_runner(self._temporal_settings(), seg)
+
+    def _temporal_settings(self) -> Any:
+        """The node's ``temporal.*`` parameters as one ``TemporalSettings`` record."""
+        from instaseg_ros.models.yolact.temporal import TemporalSettings
+
+        return TemporalSettings(
             **{f.name: self._value(f"temporal.{f.name}") for f in dataclasses.fields(TemporalSettings)}
         )
-        return build_runner(settings, seg)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         family, weights = self._value("model.family"), self._value("model.weights")

@@ -89,9 +89,11 @@ def test_every_frame_is_answered_with_its_header_and_frames_are_counted_by_kind(
     assert float(diag["temporal_nonkey_ms_median"]) > 0
 
 
-def test_policy_changes_at_run_time_and_restart_with_a_key_frame(probe, frames):
+def test_policy_changes_at_run_time_and_restart_with_a_key_frame(node, probe, frames):
     ok = probe.set_params(temporal__policy="adaptive", temporal__change_threshold=0.8)
     assert all(r.successful for r in ok)
+    time.sleep(0.5)
+    assert "apply_parameters:" not in node.log()  # the accepted change was applied, not failed in the node
     bad = probe.set_params(temporal__keyframe_interval=0)
     assert not bad[0].successful
     bad = probe.set_params(temporal__policy="sometimes")
