@@ -1,5 +1,7 @@
 """instaseg_node with YOLACT temporal reuse (YolactEdge) over real DDS: every processed frame is answered with
-its own header, key and non-key frames are counted in /diagnostics, the policy changes at run time."""
+its own header, key and non-key frames are counted in /diagnostics, the policy changes at run time; on the
+onnxruntime backend the node runs the exported key / non-key graphs and refuses the torch-only prototype
+reuse."""
 
 from __future__ import annotations
 
@@ -104,3 +106,42 @@ def test_policy_changes_at_run_time_and_restart_with_a_key_frame(node, probe, fr
         send(probe, f.image, 200, i)
     after = diagnostics(probe, 12)
     assert float(after["temporal_key_frames"]) >= 4  # the reconfigured policy starts with a key frame
+
+
+ONNX_NS = "/t17onnx"
+ONNX_IMAGE_TOPIC = "/cam17onnx/color/image_raw"
+
+
+@pytest.fixture(scope="module")
+def onnx_probe(tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    args = [
+        "--params-file", str(ROOT / "config" / "yolact.yaml"),
+        "-r", f"__ns:={ONNX_NS}",
+        "-r", f"image:={ONNX_IMAGE_TOPIC}",
+        "-p", "backend:=onnxruntime",
+        "-p", "temporal.enabled:=true",
+        "-p", "temporal.keyframe_interval:=3",
+        "-p", "score_threshold:=0.2",
+    ]  # fmt: skip
+    with active_node(args, tmp_path_factory.mktemp("log") / "node.log", timeout=240.0):
+        with connected_probe(f"{ONNX_NS}/instaseg_node", ONNX_IMAGE_TOPIC) as p:
+            yield p
+
+
+def test_onnx_graphs_answer_every_frame_and_count_key_frames(onnx_probe, frames):
+    for i, f in enumerate(frames[:6]):
+        header, out = send(onnx_probe, f.image, 300, i)
+        dets, mask_msg = out["detections"][0], out["instance_mask"][0]
+        assert dets.header == header and mask_msg.header == header
+        mask = conv.image_to_numpy(mask_msg)
+        assert {int(d.id) for d in dets.detections} == set(np.unique(mask).tolist()) - {0}
+        assert len(dets.detections) > 0
+    diag = diagnostics(onnx_probe, 6)
+    assert float(diag["temporal_key_frames"]) == 2 and float(diag["temporal_nonkey_frames"]) == 4
+    assert diag["temporal_runner"] == "OnnxTemporalYolact"  # the exported graphs ran, not the torch model
+
+
+def test_prototype_reuse_is_refused_on_onnxruntime(onnx_probe):
+    refused = onnx_probe.set_params(temporal__reuse_prototypes=True)
+    assert not refused[0].successful and "onnxruntime" in refused[0].reason
