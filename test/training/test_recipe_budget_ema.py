@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from tiny_tasks import MODELS
+from tiny_tasks import MODELS, KeepingStates
 from torch import nn
 
 from instaseg_ros.training.config import ConfigError, OptimConfig, config_from_dict
@@ -32,14 +31,6 @@ def experiment(out: Path, optim: dict[str, Any], iters: int = 4) -> dict[str, An
         "train": {"val_interval": 0, "log_interval": 1, "checkpoint_interval": 2, "num_threads": 1,
                   "select_metric": "loss"},
     }  # fmt: skip
-
-
-class KeepingStates(Trainer):
-    """Also keeps a copy of each resumable state it writes (``state_<it>.pth``)."""
-
-    def _save_state(self, state: dict[str, Any]) -> None:
-        super()._save_state(state)
-        shutil.copy(self.out / "last_state.pth", self.out / f"state_{state['iteration']}.pth")
 
 
 def test_lr_factor_follows_the_larger_of_iteration_and_time_progress():

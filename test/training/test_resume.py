@@ -4,14 +4,13 @@ for fine-tuning weights, and its code never runs."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import yaml
-from tiny_tasks import MODELS
+from tiny_tasks import MODELS, KeepingStates
 
 from instaseg_ros.cli import main
 from instaseg_ros.training.config import config_from_dict
@@ -33,14 +32,6 @@ def experiment(task: str, out: Path, iters: int = 5) -> dict[str, Any]:
         "train": {"val_interval": 0, "log_interval": 1, "checkpoint_interval": 2, "num_threads": 1,
                   "select_metric": "loss"},
     }  # fmt: skip
-
-
-class KeepingStates(Trainer):
-    """A trainer that also keeps a copy of each resumable state it writes (``state_<it>.pth``)."""
-
-    def _save_state(self, state: dict[str, Any]) -> None:
-        super()._save_state(state)
-        shutil.copy(self.out / "last_state.pth", self.out / f"state_{state['iteration']}.pth")
 
 
 def final_weights(out: Path) -> dict[str, torch.Tensor]:

@@ -1,8 +1,12 @@
-"""Tiny model configs of every training task (cheap to build and to train a few iterations on CPU)."""
+"""Tiny model configs of every training task (cheap to build and to train a few iterations on CPU), and a
+trainer that keeps each resumable state it writes."""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
+
+from instaseg_ros.training.trainer import Trainer
 
 MODELS: dict[str, dict[str, Any]] = {
     "yolact": {"backbone": "resnet18_slim", "input_size": 64, "fpn_channels": 16, "num_prototypes": 4,
@@ -14,3 +18,11 @@ MODELS: dict[str, dict[str, Any]] = {
     "maskrcnn": {"backbone": "resnet18", "min_size": 64, "max_size": 96, "rpn_batch_size_per_image": 32,
                  "box_batch_size_per_image": 16},
 }
+
+
+class KeepingStates(Trainer):
+    """A trainer that also keeps a copy of each resumable state it writes (``state_<it>.pth``)."""
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        super()._save_state(state)
+        shutil.copy(self.out / "last_state.pth", self.out / f"state_{state['iteration']}.pth")
