@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -141,6 +142,10 @@ def test_node_pid_finds_the_node_under_a_launcher(tmp_path):
     child = int(p.stdout.readline())
     try:
         assert node_pid(p.pid) == child
+        # the child was just forked: give its interpreter a moment to load before its RSS is read
+        deadline = time.monotonic() + 10
+        while process_peak_rss_mb(child) <= 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert process_peak_rss_mb(child) > 1
     finally:
         subprocess.run(["kill", str(child)], check=False)
